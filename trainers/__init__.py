@@ -1,0 +1,1 @@
+"""Trainers, installed as agentgym.trainers: losses, tensorizing, the training loop."""
