@@ -127,7 +127,7 @@ class Batch:
     @cached_property
     def traj_offset(self) -> np.ndarray:
         """[N] flat index of each trajectory's first turn."""
-        return np.concatenate([[0], np.cumsum(self.traj_len)[:-1]]).astype(np.int64)
+        return np.cumsum(self.traj_len) - self.traj_len
 
     @property
     def num_turns(self) -> int:

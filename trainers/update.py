@@ -1,0 +1,113 @@
+"""One policy update: PPO epochs over mini-batches, gradient accumulation over micro-batches."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import torch
+
+from agentgym.trainers.loss import LossConfig, ppo_loss, response_logprobs
+from agentgym.trainers.tensorize import Sample, TensorBatch, collate, micro_batches
+
+RefLogprobs = Callable[[TensorBatch], torch.Tensor]
+
+
+def reference_from_adapter(model: torch.nn.Module, temperature: float) -> RefLogprobs:
+    """Reference logprobs of a peft model with its adapters switched off (no second copy)."""
+
+    def ref(tb: TensorBatch) -> torch.Tensor:
+        with torch.no_grad(), model.disable_adapter():
+            return response_logprobs(model, tb, temperature=temperature).logprobs
+
+    return ref
+
+
+def reference_from_model(ref_model: torch.nn.Module, temperature: float) -> RefLogprobs:
+    """Reference logprobs from a frozen copy of the initial model."""
+
+    def ref(tb: TensorBatch) -> torch.Tensor:
+        with torch.no_grad():
+            return response_logprobs(ref_model, tb, temperature=temperature).logprobs
+
+    return ref
+
+
+def _split(samples: Sequence[Sample], parts: int) -> list[list[Sample]]:
+    parts = max(1, min(parts, len(samples)))
+    return [list(samples[i::parts]) for i in range(parts)]
+
+
+def ppo_update(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    samples: Sequence[Sample],
+    loss_cfg: LossConfig,
+    *,
+    epochs: int = 1,
+    mini_batches: int = 1,
+    micro_batch_tokens: int = 2048,
+    max_grad_norm: float = 1.0,
+    temperature: float = 1.0,
+    pad_id: int = 0,
+    reference: RefLogprobs | None = None,
+    device: str | torch.device = "cpu",
+    rng: random.Random | None = None,
+) -> dict[str, float]:
+    """Run ``epochs`` × ``mini_batches`` optimizer steps on ``samples``; return mean stats."""
+    rng = rng or random.Random(0)
+    want_entropy = loss_cfg.entropy_coef > 0
+    totals: dict[str, float] = defaultdict(float)
+    steps = 0
+    model.train()
+    for _ in range(epochs):
+        order = list(samples)
+        rng.shuffle(order)
+        for mini in _split(order, mini_batches):
+            total_tokens = sum(sum(s.loss_mask[1:]) for s in mini)
+            total_turns = len({t for s in mini for t in s.turn_ids if t >= 0})
+            optimizer.zero_grad(set_to_none=True)
+            step_stats: dict[str, float] = defaultdict(float)
+            for micro in micro_batches(mini, micro_batch_tokens):
+                tb = collate(micro, pad_id).to(device)
+                select = tb.loss_mask[:, 1:]  # [B, L-1] aligned with predictions
+                out = response_logprobs(model, tb, temperature=temperature, entropy=want_entropy)
+                ref_lp = reference(tb) if reference is not None and loss_cfg.kl_coef > 0 else None
+                loss, stats = ppo_loss(
+                    out.logprobs,
+                    tb.old_logprobs[:, 1:][select],
+                    tb.advantages[:, 1:][select],
+                    tb.turn_ids[:, 1:][select],
+                    loss_cfg,
+                    total_tokens=total_tokens,
+                    total_turns=total_turns,
+                    ref_lp=ref_lp,
+                    entropy=out.entropy,
+                )
+                loss.backward()
+                weight = int(select.sum()) / max(total_tokens, 1)
+                step_stats["loss"] += float(loss.detach())
+                for k, v in stats.items():
+                    step_stats[k] += v * weight
+            params = [p for p in model.parameters() if p.requires_grad]
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            optimizer.step()
+            step_stats["grad_norm"] = float(grad_norm)
+            for k, v in step_stats.items():
+                totals[k] += v
+            steps += 1
+    optimizer.zero_grad(set_to_none=True)
+    return {k: v / max(steps, 1) for k, v in totals.items()}
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Switch ``model`` to eval mode for generation, back to its previous mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
