@@ -138,7 +138,9 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], cls: type) -
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"Override {item!r} must look like key.sub=value, e.g. trainer.lr=1e-5")
+            raise ConfigError(
+                f"Override {item!r} must look like key.sub=value, e.g. trainer.lr=1e-5"
+            )
         node, node_cls, parts = data, cls, key.split(".")
         for i, part in enumerate(parts):
             names = [f.name for f in dataclasses.fields(node_cls)] if node_cls else None
@@ -159,7 +161,9 @@ def load(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] 
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"Config file {str(path)!r} not found. Pass a YAML file, e.g. configs/quickstart.yaml.")
+            raise ConfigError(
+                f"Config file {str(path)!r} not found. Pass a YAML file, e.g. configs/quickstart.yaml."
+            )
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:

@@ -259,4 +259,6 @@ def check_env(env: gym.Env, *, seed: int = 0, steps: int = 20) -> None:
         except EpisodeOverError:
             pass
         else:
-            raise ContractError(f"{name}: step() after the episode ended must raise EpisodeOverError")
+            raise ContractError(
+                f"{name}: step() after the episode ended must raise EpisodeOverError"
+            )

@@ -194,4 +194,13 @@ class TurnLimit(gym.Wrapper[str, str, str, str]):
         return self._turns
 
 
-__all__ = ["EnvSpec", "TurnLimit", "check_env", "list_envs", "load_plugins", "make", "register", "spec"]
+__all__ = [
+    "EnvSpec",
+    "TurnLimit",
+    "check_env",
+    "list_envs",
+    "load_plugins",
+    "make",
+    "register",
+    "spec",
+]

@@ -37,8 +37,9 @@ class PolicySection:
         "plain", "How actions are parsed: 'plain' (first line) or 'tag' (<action>...</action>)."
     )
     history: Literal["full", "window"] = param(
-        "full", "'full': the whole conversation (KV reuse, one sequence per trajectory); "
-        "'window': only the last `window` turns (one sample per turn)."
+        "full",
+        "'full': the whole conversation (KV reuse, one sequence per trajectory); "
+        "'window': only the last `window` turns (one sample per turn).",
     )
     window: int = param(2, "Turns of history kept in 'window' mode.")
     max_batch: int = param(16, "Most conversations decoded together.")
@@ -79,12 +80,15 @@ class TrainerSection:
     mini_batches: int = param(1, "Optimizer steps per epoch (samples split evenly).")
     micro_batch_tokens: int = param(2048, "Padded tokens per forward pass (gradient accumulation).")
     layout: Literal["auto", "full", "window"] = param(
-        "auto", "Tensor layout: one sequence per trajectory ('full') or per turn ('window'); "
-        "'auto' follows policy.history."
+        "auto",
+        "Tensor layout: one sequence per trajectory ('full') or per turn ('window'); "
+        "'auto' follows policy.history.",
     )
     clip_low: float = param(0.2, "PPO ratio clip below 1.")
     clip_high: float = param(0.28, "PPO ratio clip above 1 (clip-higher).")
-    kl_coef: float = param(0.0, "Weight of the k3 KL to the frozen initial model (0: no reference).")
+    kl_coef: float = param(
+        0.0, "Weight of the k3 KL to the frozen initial model (0: no reference)."
+    )
     entropy_coef: float = param(0.0, "Weight of the entropy bonus.")
     aggregation: Literal["token-mean", "seq-mean"] = param(
         "token-mean", "Loss aggregation over response tokens."

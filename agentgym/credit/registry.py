@@ -32,14 +32,18 @@ class Estimator(Generic[C]):
         cfg = self.config_cls() if config is None else config
         out = np.asarray(self.fn(batch, cfg), dtype=np.float32)
         if out.shape != (batch.num_turns,):
-            raise AssertionError(f"{self.name} returned shape {out.shape}, want ({batch.num_turns},)")
+            raise AssertionError(
+                f"{self.name} returned shape {out.shape}, want ({batch.num_turns},)"
+            )
         return out
 
 
 _ESTIMATORS: dict[str, Estimator] = {}
 
 
-def register_estimator(name: str, config_cls: type[C]) -> Callable[[Callable[[Batch, C], np.ndarray]], Callable[[Batch, C], np.ndarray]]:
+def register_estimator(
+    name: str, config_cls: type[C]
+) -> Callable[[Callable[[Batch, C], np.ndarray]], Callable[[Batch, C], np.ndarray]]:
     """Decorator: register ``fn(batch, config) -> advantages[T]`` under ``name``."""
 
     def deco(fn: Callable[[Batch, C], np.ndarray]) -> Callable[[Batch, C], np.ndarray]:

@@ -7,7 +7,9 @@ from agentgym.trainers.loss import LossConfig, ppo_loss
 def test_on_policy_loss_is_minus_mean_advantage():
     lp = torch.log(torch.tensor([0.5, 0.2, 0.9]))
     adv = torch.tensor([1.0, -1.0, 2.0])
-    loss, stats = ppo_loss(lp, lp, adv, torch.tensor([0, 0, 1]), LossConfig(), total_tokens=3, total_turns=2)
+    loss, stats = ppo_loss(
+        lp, lp, adv, torch.tensor([0, 0, 1]), LossConfig(), total_tokens=3, total_turns=2
+    )
     assert loss.item() == pytest.approx(-(1 - 1 + 2) / 3)
     assert stats["clipfrac"] == 0.0 and stats["ratio"] == pytest.approx(1.0)
 
@@ -15,12 +17,28 @@ def test_on_policy_loss_is_minus_mean_advantage():
 def test_clipping_stops_the_gradient_past_the_trust_region():
     new = torch.tensor([0.0], requires_grad=True)
     old = torch.log(torch.tensor([0.5]))  # ratio 2 > 1.2
-    loss, stats = ppo_loss(new, old, torch.tensor([1.0]), torch.tensor([0]), LossConfig(), total_tokens=1, total_turns=1)
+    loss, stats = ppo_loss(
+        new,
+        old,
+        torch.tensor([1.0]),
+        torch.tensor([0]),
+        LossConfig(),
+        total_tokens=1,
+        total_turns=1,
+    )
     loss.backward()
     assert new.grad.item() == 0.0 and stats["clipfrac"] == 1.0
     # with a negative advantage the unclipped (larger) penalty keeps its gradient
     new.grad = None
-    loss, _ = ppo_loss(new, old, torch.tensor([-1.0]), torch.tensor([0]), LossConfig(), total_tokens=1, total_turns=1)
+    loss, _ = ppo_loss(
+        new,
+        old,
+        torch.tensor([-1.0]),
+        torch.tensor([0]),
+        LossConfig(),
+        total_tokens=1,
+        total_turns=1,
+    )
     loss.backward()
     assert new.grad.item() == pytest.approx(2.0)
 
@@ -40,10 +58,14 @@ def test_k3_kl_is_zero_at_the_reference_and_positive_elsewhere():
     new = torch.log(torch.tensor([0.3, 0.6]))
     cfg = LossConfig(kl_coef=1.0)
     zero_adv = torch.zeros(2)
-    loss, stats = ppo_loss(new, new, zero_adv, torch.tensor([0, 1]), cfg, total_tokens=2, total_turns=2, ref_lp=new)
+    loss, stats = ppo_loss(
+        new, new, zero_adv, torch.tensor([0, 1]), cfg, total_tokens=2, total_turns=2, ref_lp=new
+    )
     assert stats["kl_ref"] == pytest.approx(0.0) and loss.item() == pytest.approx(0.0)
     ref = torch.log(torch.tensor([0.5, 0.5]))
-    _, stats = ppo_loss(new, new, zero_adv, torch.tensor([0, 1]), cfg, total_tokens=2, total_turns=2, ref_lp=ref)
+    _, stats = ppo_loss(
+        new, new, zero_adv, torch.tensor([0, 1]), cfg, total_tokens=2, total_turns=2, ref_lp=ref
+    )
     r = ref - new
     assert stats["kl_ref"] == pytest.approx(float((torch.exp(r) - r - 1).mean()))
     assert stats["kl_ref"] > 0
@@ -52,6 +74,24 @@ def test_k3_kl_is_zero_at_the_reference_and_positive_elsewhere():
 def test_entropy_bonus_lowers_the_loss():
     lp = torch.zeros(2)
     ent = torch.tensor([1.0, 3.0])
-    base, _ = ppo_loss(lp, lp, torch.zeros(2), torch.tensor([0, 1]), LossConfig(), total_tokens=2, total_turns=2, entropy=ent)
-    bonus, _ = ppo_loss(lp, lp, torch.zeros(2), torch.tensor([0, 1]), LossConfig(entropy_coef=0.5), total_tokens=2, total_turns=2, entropy=ent)
+    base, _ = ppo_loss(
+        lp,
+        lp,
+        torch.zeros(2),
+        torch.tensor([0, 1]),
+        LossConfig(),
+        total_tokens=2,
+        total_turns=2,
+        entropy=ent,
+    )
+    bonus, _ = ppo_loss(
+        lp,
+        lp,
+        torch.zeros(2),
+        torch.tensor([0, 1]),
+        LossConfig(entropy_coef=0.5),
+        total_tokens=2,
+        total_turns=2,
+        entropy=ent,
+    )
     assert bonus.item() == pytest.approx(base.item() - 0.5 * 2.0)

@@ -1,0 +1,118 @@
+"""Every number of shared/credit_examples.md, to 1e-4."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from credit_batches import assert_rows, example_b
+
+from agentgym.credit import compute
+from agentgym.data import Batch
+
+LENGTHS_A = (3, 4, 4, 4)
+
+SALT_A_MEAN_NORM = [
+    [0.1667, 0.5, 0.5],
+    [0.1667, -0.25, 0.5, 0.5],
+    [-0.5, -0.5, -0.5, -0.5],
+    [0.1667, -0.25, -0.25, -0.25],
+]
+SALT_A_PER_TRAJECTORY = [
+    [0.1667, 0.5, 0.5],
+    [0.1667, 0.0, 0.5, 0.5],
+    [-0.5, -0.5, -0.5, -0.5],
+    [0.1667, 0.0, 0.0, 0.0],
+]
+
+
+def const_rows(values: list[float]) -> list[list[float]]:
+    return [[v] * n for v, n in zip(values, LENGTHS_A, strict=True)]
+
+
+def scaled(rows: list[list[float]], factor: float) -> list[list[float]]:
+    return [[v * factor for v in row] for row in rows]
+
+
+def test_grpo_mean_norm(batch_a: Batch) -> None:
+    adv = compute("grpo", batch_a, {"norm": "mean_norm"})
+    assert adv.dtype == np.float32
+    assert_rows(adv, const_rows([0.5, 0.5, -0.5, -0.5]))
+
+
+def test_grpo_std(batch_a: Batch) -> None:
+    assert_rows(compute("grpo", batch_a), const_rows([0.8660, 0.8660, -0.8660, -0.8660]))
+
+
+def test_rloo(batch_a: Batch) -> None:
+    assert_rows(compute("rloo", batch_a), const_rows([0.6667, 0.6667, -0.6667, -0.6667]))
+
+
+@pytest.mark.parametrize(
+    ("count", "table"),
+    [("occurrence", SALT_A_MEAN_NORM), ("trajectory", SALT_A_PER_TRAJECTORY)],
+)
+def test_salt_grpo_mean_norm(batch_a: Batch, count: str, table: list[list[float]]) -> None:
+    assert_rows(compute("salt", batch_a, {"count": count}), table)
+
+
+@pytest.mark.parametrize("count", ["occurrence", "trajectory"])
+def test_salt_grpo_std_base(batch_a: Batch, count: str) -> None:
+    table = SALT_A_MEAN_NORM if count == "occurrence" else SALT_A_PER_TRAJECTORY
+    adv = compute("salt", batch_a, {"base_norm": "std", "count": count})
+    assert_rows(adv, scaled(table, 1 / 0.57735), atol=2e-4)  # the table's 4-digit 0.1667
+    if count == "occurrence":
+        assert_rows(adv[[0, 4, 1]], [[0.2887, -0.4330, 0.8660]])
+
+
+@pytest.mark.parametrize("count", ["occurrence", "trajectory"])
+def test_salt_rloo_base(batch_a: Batch, count: str) -> None:
+    table = SALT_A_MEAN_NORM if count == "occurrence" else SALT_A_PER_TRAJECTORY
+    adv = compute("salt", batch_a, {"base": "rloo", "count": count})
+    assert_rows(adv, scaled(table, 4 / 3), atol=2e-4)
+    if count == "occurrence":
+        assert_rows(adv[[0, 4, 1]], [[0.2222, -0.3333, 0.6667]])
+
+
+def test_gigpo_mean_norm_step_and_total(batch_a: Batch) -> None:
+    a_s = [
+        [0.4625, 0.4829, 0.0],
+        [0.4174, 0.4354, 0.4829, 0.0],
+        [-0.44, 0.0, 0.0, 0.0],
+        [-0.44, -0.4671, -0.4671, -0.4671],
+    ]
+    total = [
+        [0.9625, 0.9829, 0.5],
+        [0.9174, 0.9354, 0.9829, 0.5],
+        [-0.94, -0.5, -0.5, -0.5],
+        [-0.94, -0.9671, -0.9671, -0.9671],
+    ]
+    adv = compute("gigpo", batch_a, {"norm": "mean_norm"})
+    assert_rows(adv, total)
+    episode = compute("grpo", batch_a, {"norm": "mean_norm"})
+    assert_rows(adv - episode, a_s)
+
+
+def test_gigpo_std(batch_a: Batch) -> None:
+    table = [
+        [1.7759, 1.8093, 0.8660],
+        [1.6871, 1.7165, 1.8093, 0.8660],
+        [-1.7315, -0.8660, -0.8660, -0.8660],
+        [-1.7315, -1.7784, -1.7784, -1.7784],
+    ]
+    assert_rows(compute("gigpo", batch_a), table)
+
+
+def test_turn_rloo_gamma_1(batch_b: Batch) -> None:
+    # trajectory-major rows: k1 turns 1-3, k2 turns 1-2, k3 turns 1-3
+    expected = [[1.05, 1.00, 0.80], [-0.75, -0.50], [-0.30, -0.50, -0.80]]
+    assert_rows(compute("turn_rloo", batch_b), expected)
+
+
+def test_turn_rloo_gamma_09(batch_b: Batch) -> None:
+    expected = [[0.8645, 0.905, 0.8], [-0.637, -0.43], [-0.2275, -0.475, -0.8]]
+    assert_rows(compute("turn_rloo", batch_b, {"gamma": 0.9}), expected)
+
+
+def test_turn_rloo_alone_at_a_turn_keeps_its_return() -> None:
+    adv = compute("turn_rloo", example_b(only_k1_at_turn_3=True))
+    assert adv[2] == pytest.approx(1.1, abs=1e-6)  # k1's third turn; nobody else has one

@@ -1,0 +1,66 @@
+"""The registry as the trainer uses it: names, configs, helpful errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import agentgym.credit as credit
+from agentgym.credit import GiGPOConfig, get, make_config, names
+from agentgym.data import Batch
+
+ALL = ["gigpo", "grpo", "rloo", "salt", "turn_rloo"]
+
+
+def test_import_registers_all_five() -> None:
+    assert names() == ALL
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_default_config_and_float32(name: str, batch_a: Batch) -> None:
+    est = get(name)
+    assert dataclasses.is_dataclass(est.config_cls)
+    adv = est(batch_a)
+    assert adv.dtype == np.float32 and adv.shape == (batch_a.num_turns,)
+    np.testing.assert_array_equal(adv, credit.compute(name, batch_a))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_configs_are_frozen(name: str) -> None:
+    config = make_config(name)
+    for field in dataclasses.fields(config):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(config, field.name, None)
+
+
+def test_unknown_option_names_the_nearest() -> None:
+    with pytest.raises(KeyError, match=r"'nrom'.*Did you mean 'norm'\?.*Valid options"):
+        make_config("grpo", {"nrom": "std"})
+
+
+def test_unknown_estimator_suggests_gigpo() -> None:
+    with pytest.raises(KeyError, match=r"Did you mean 'gigpo'\?"):
+        get("gipgo")
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("grpo", {"norm": "l2"}, r"norm='l2' is not one of 'std', 'mean_norm'"),
+        ("grpo", {"eps": -1.0}, r"eps=-1.0 must lie in"),
+        ("turn_rloo", {"gamma": 1.5}, r"gamma=1.5 must lie in \[0.0, 1.0\]"),
+        ("gigpo", {"similarity_threshold": 0.0}, r"similarity_threshold=0.0 must lie in \(0.0"),
+        ("salt", {"base": "ppo"}, r"base='ppo' is not one of 'grpo', 'rloo'"),
+        ("salt", {"edge_key": "state"}, r"edge_key='state'"),
+        ("salt", {"count": "once"}, r"count='once'"),
+    ],
+)
+def test_bad_values_are_named(name: str, options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_config(name, options)
+
+
+def test_make_config_passes_options() -> None:
+    assert make_config("gigpo", {"gamma": 0.5}) == GiGPOConfig(gamma=0.5)

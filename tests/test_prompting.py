@@ -1,0 +1,38 @@
+import pytest
+
+from agentgym.prompting import action_format, parse_plain, parse_tag
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("go east", "go east"),
+        ("\n  `take key`.\nmore", "take key"),
+        ('"open door"', "open door"),
+        ("", None),
+        ("  \n \n", None),
+    ],
+)
+def test_plain(text, expected):
+    assert parse_plain(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("I should move. <action>go east</action>", "go east"),
+        ("<ACTION> take key </ACTION> trailing", "take key"),
+        ("reasoning <action>open door", "open door"),  # cut by the stop string
+        ("no tags at all", None),
+        ("<action></action>", None),
+    ],
+)
+def test_tag(text, expected):
+    assert parse_tag(text) == expected
+
+
+def test_system_prompt_names_the_task_and_unknown_format_is_refused():
+    fmt = action_format("plain")
+    assert "find the key" in fmt.system_prompt({"task": "find the key"})
+    with pytest.raises(KeyError, match="plain"):
+        action_format("json")

@@ -1,0 +1,313 @@
+"""The training loop: collect → credit → tensorize → update → log → checkpoint.
+
+``train(config)`` reads top to bottom as the algorithm. Each step is an importable function
+with its own test; nothing here branches on which credit estimator or environment it got.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agentgym import credit
+from agentgym.config import to_dict
+from agentgym.data import Batch, Trajectory
+from agentgym.evaluate import EvalResult, evaluate
+from agentgym.policy.base import Policy, SamplingParams
+from agentgym.prompting import action_format
+from agentgym.rollout import collect
+from agentgym.store import Run
+from agentgym.trainers import checkpoint
+from agentgym.trainers.config import RewardSection, TrainConfig
+from agentgym.trainers.loss import LossConfig
+from agentgym.trainers.tensorize import make_samples
+from agentgym.trainers.update import (
+    eval_mode,
+    ppo_update,
+    reference_from_adapter,
+    reference_from_model,
+)
+
+Reporter = Callable[[dict[str, Any]], None]
+
+
+class RunExistsError(FileExistsError):
+    """The run directory already holds a run; resume it or choose another name."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def iteration_seed(base: int, iteration: int) -> int:
+    """Sampling seed of an iteration: a pure function of (seed, iteration), so a resumed run
+    replays the iteration it was killed in exactly."""
+    return (base * 1_000_003 + iteration * 7_919) % 2**31
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("policy.device is 'cuda' but no CUDA device is available; use 'cpu'.")
+    return device
+
+
+def shape_rewards(batch: Batch, shaping: RewardSection) -> Batch:
+    """A copy of ``batch`` with the trainer's reward shaping added to each turn's reward."""
+    if not (shaping.invalid_penalty or shaping.step_penalty or shaping.win_bonus):
+        return batch
+
+    def shaped(traj: Trajectory) -> Trajectory:
+        turns = []
+        for i, turn in enumerate(traj.turns):
+            r = turn.reward + shaping.step_penalty
+            r += shaping.invalid_penalty if turn.invalid else 0.0
+            r += shaping.win_bonus if (traj.won and i == len(traj.turns) - 1) else 0.0
+            turns.append(dataclasses.replace(turn, reward=r))
+        return dataclasses.replace(traj, turns=tuple(turns))
+
+    return Batch(tuple(shaped(t) for t in batch.trajectories))
+
+
+def batch_metrics(batch: Batch) -> dict[str, float]:
+    """Outcome statistics of a collected batch."""
+    turns = [t for traj in batch.trajectories for t in traj.turns]
+    return {
+        "success_rate": float(batch.won.mean()) if len(batch) else 0.0,
+        "mean_return": float(batch.returns.mean()) if len(batch) else 0.0,
+        "mean_turns": float(batch.traj_len.mean()) if len(batch) else 0.0,
+        "invalid_rate": sum(t.invalid for t in turns) / max(len(turns), 1),
+        "response_tokens": sum(len(t.response_ids) for t in turns),
+        "prompt_tokens": sum(len(t.prompt_ids) for t in turns),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# building the pieces from the config
+# ---------------------------------------------------------------------------------------------
+
+
+def build_model(cfg: TrainConfig, device: str) -> tuple[torch.nn.Module, Any]:
+    """The policy model (with LoRA adapters if asked) and its tokenizer."""
+    from agentgym.policy.models import load_model, tiny_model
+
+    if cfg.policy.model == "tiny":  # a random tiny Llama: for tests and smoke runs only
+        model, tokenizer = tiny_model(seed=cfg.seed)
+        model = model.to(device)
+    else:
+        model, tokenizer = load_model(cfg.policy.model, dtype=cfg.policy.dtype, device=device)
+    if cfg.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=cfg.lora.r,
+                lora_alpha=cfg.lora.alpha,
+                lora_dropout=cfg.lora.dropout,
+                target_modules=list(cfg.lora.target_modules),
+                task_type="CAUSAL_LM",
+            ),
+        )
+    if cfg.trainer.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    return model, tokenizer
+
+
+def build_policy(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any, device: str) -> Policy:
+    if cfg.policy.backend == "vllm":
+        raise NotImplementedError(
+            "Training with the vllm backend is not wired yet; use policy.backend=hf "
+            "(vllm serves evaluation through agentgym.policy.vllm)."
+        )
+    from agentgym.policy.hf import HFPolicy
+
+    return HFPolicy(model, tokenizer, device=device, max_batch=cfg.policy.max_batch)
+
+
+def sampling_params(
+    cfg: TrainConfig, *, temperature: float | None = None, seed: int
+) -> SamplingParams:
+    fmt = action_format(cfg.policy.action_format)
+    return SamplingParams(
+        temperature=cfg.policy.temperature if temperature is None else temperature,
+        top_p=cfg.policy.top_p,
+        max_new_tokens=cfg.policy.max_new_tokens,
+        stop=tuple(cfg.policy.stop) or fmt.stop,
+        seed=seed,
+    )
+
+
+def collect_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """Arguments of :func:`agentgym.rollout.collect` shared by training and evaluation."""
+    fmt = action_format(cfg.policy.action_format)
+    return {"parse_action": fmt.parse, "system_prompt": fmt.system_prompt}
+
+
+def run_eval(cfg: TrainConfig, policy: Policy, model: torch.nn.Module) -> EvalResult:
+    """Greedy evaluation on seeds disjoint from training (the same code as ``agentgym eval``)."""
+    with eval_mode(model), torch.no_grad():
+        return evaluate(
+            cfg.env.id,
+            policy,
+            episodes=cfg.trainer.eval_episodes,
+            seed=cfg.trainer.eval_seed,
+            max_turns=cfg.env.max_turns,
+            sampling=sampling_params(
+                cfg, temperature=cfg.trainer.eval_temperature, seed=cfg.trainer.eval_seed
+            ),
+            env_kwargs=cfg.env.kwargs,
+            collect_kwargs=collect_kwargs(cfg),
+        )
+
+
+def open_run(cfg: TrainConfig, resume: bool) -> Run:
+    path = Path(cfg.out_dir) / cfg.name
+    has_work = (path / "metrics.jsonl").exists() or checkpoint.latest(path / "checkpoints")
+    if has_work and not resume:
+        raise RunExistsError(
+            f"Run directory {str(path)!r} already holds a run. Pass --resume to continue it, "
+            f"or choose another name (name=... or out_dir=...)."
+        )
+    return Run.create(path, config=to_dict(cfg))
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+# ---------------------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = None) -> Run:
+    """Train ``cfg.policy.model`` on ``cfg.env.id``; return the run (``report`` gets each record)."""
+    report = report or (lambda record: None)
+    run = open_run(cfg, resume)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.policy.device)
+    model, tokenizer = build_model(cfg, device)
+    policy = build_policy(cfg, model, tokenizer, device)
+    tc = cfg.trainer
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    warmup = max(tc.warmup_iters, 0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda i: min(1.0, (i + 1) / warmup) if warmup else 1.0
+    )
+    reference = None
+    if tc.kl_coef > 0:
+        if cfg.lora.enabled:
+            reference = reference_from_adapter(model, cfg.policy.temperature)
+        else:
+            frozen = copy.deepcopy(model).eval().requires_grad_(False)
+            reference = reference_from_model(frozen, cfg.policy.temperature)
+    loss_cfg = LossConfig(tc.clip_low, tc.clip_high, tc.kl_coef, tc.entropy_coef, tc.aggregation)
+    layout = cfg.policy.history if tc.layout == "auto" else tc.layout
+    estimator = credit.get(cfg.credit.estimator)
+    credit_cfg = credit.make_config(cfg.credit.estimator, cfg.credit.options)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    start = 1
+    ckpt = checkpoint.latest(run.checkpoints_dir) if resume else None
+    if ckpt is not None:
+        state = checkpoint.load(ckpt, model, optimizer, scheduler)
+        start = state["iteration"] + 1
+        run.truncate_after(state["store_iteration"])  # drop work done after the checkpoint
+    elif resume:
+        run.truncate_after(0)
+    if start == 1 and not any(r.get("phase") == "eval" for r in run.read_metrics()):
+        result = run_eval(cfg, policy, model)
+        report(run.log_metrics({"phase": "eval", **result.overall.as_dict()}, iteration=0))
+
+    for it in range(start, tc.iterations + 1):
+        t0 = time.perf_counter()
+        # 1. collect: tasks × group_size episodes with the current policy
+        with eval_mode(model), torch.no_grad():
+            batch = collect(
+                cfg.env.id,
+                policy,
+                tasks=cfg.env.tasks_per_iter,
+                group_size=cfg.env.group_size,
+                seed=cfg.env.seed + (it - 1) * cfg.env.tasks_per_iter,
+                max_turns=cfg.env.max_turns,
+                sampling=sampling_params(cfg, seed=iteration_seed(cfg.seed, it)),
+                env_kwargs=cfg.env.kwargs,
+                group_prefix=f"it{it}:",
+                **collect_kwargs(cfg),
+            )
+        t_rollout = time.perf_counter() - t0
+        # 2. credit: one advantage per turn, from the shaped rewards
+        advantages = estimator(shape_rewards(batch, cfg.reward), credit_cfg)  # [T]
+        batch = batch.with_advantages(estimator.name, advantages)
+        run.write_trajectories(batch, it)
+        # 3. tensorize and 4. update
+        t1 = time.perf_counter()
+        samples = make_samples(batch, advantages, layout)
+        stats = ppo_update(
+            model,
+            optimizer,
+            samples,
+            loss_cfg,
+            epochs=tc.ppo_epochs,
+            mini_batches=tc.mini_batches,
+            micro_batch_tokens=tc.micro_batch_tokens,
+            max_grad_norm=tc.max_grad_norm,
+            temperature=cfg.policy.temperature,
+            pad_id=pad_id,
+            reference=reference,
+            device=device,
+            rng=random.Random(iteration_seed(cfg.seed, it)),
+        )
+        scheduler.step()
+        t_update = time.perf_counter() - t1
+        # 5. log
+        outcome = batch_metrics(batch)
+        tokens = sum(len(s.input_ids) for s in samples)
+        record = {
+            "phase": "train",
+            **outcome,
+            **stats,
+            "lr": scheduler.get_last_lr()[0],
+            "rollout_s": t_rollout,
+            "update_s": t_update,
+            "rollout_tokens_per_s": outcome["response_tokens"] / max(t_rollout, 1e-9),
+            "train_tokens_per_s": tokens * tc.ppo_epochs / max(t_update, 1e-9),
+        }
+        report(run.log_metrics(record, iteration=it))
+        # 6. checkpoint, and evaluate now and then
+        if it % max(tc.checkpoint_every, 1) == 0 or it == tc.iterations:
+            checkpoint.save(
+                run.checkpoints_dir,
+                it,
+                model,
+                optimizer,
+                scheduler,
+                keep=tc.keep_checkpoints,
+                store_iteration=it,
+            )
+        if (tc.eval_every and it % tc.eval_every == 0) or it == tc.iterations:
+            result = run_eval(cfg, policy, model)
+            report(run.log_metrics({"phase": "eval", **result.overall.as_dict()}, iteration=it))
+    export_model(run, model, tokenizer)
+    return run
+
+
+def export_model(run: Run, model: torch.nn.Module, tokenizer: Any) -> Path:
+    """Save the trained policy as a Hugging Face folder ``run/model`` (LoRA merged in)."""
+    out = run.path / "model"
+    to_save = model
+    if hasattr(model, "merge_and_unload"):
+        to_save = copy.deepcopy(model).merge_and_unload()
+    to_save.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
