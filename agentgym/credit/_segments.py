@@ -25,6 +25,8 @@ def require_choice(field: str, value: Any, choices: Collection[Any]) -> None:
 
 def require_range(field: str, value: float, low: float, high: float, *, open_low: bool) -> None:
     """Raise a ValueError unless ``low < value <= high`` (``low <=`` when not ``open_low``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{field}={value!r} must be a number")
     ok = (low < value if open_low else low <= value) and value <= high
     if not ok:
         bracket = "(" if open_low else "["
@@ -97,7 +99,9 @@ def leave_one_out(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
     return np.where(count > 1, out, values)
 
 
-def reverse_discounted_cumsum(values: np.ndarray, remaining: np.ndarray, gamma: float) -> np.ndarray:
+def reverse_discounted_cumsum(
+    values: np.ndarray, remaining: np.ndarray, gamma: float
+) -> np.ndarray:
     """[T] ``G_t = sum_{k>=t} gamma^(k-t) v_k`` within each contiguous segment (trajectory).
 
     ``remaining[t]`` is the number of turns from t to the end of t's segment (>= 1). A parallel
@@ -116,6 +120,8 @@ def reverse_discounted_cumsum(values: np.ndarray, remaining: np.ndarray, gamma: 
     return out
 
 
-def remaining_turns(turn_index: np.ndarray, traj_len: np.ndarray, turn_traj: np.ndarray) -> np.ndarray:
+def remaining_turns(
+    turn_index: np.ndarray, traj_len: np.ndarray, turn_traj: np.ndarray
+) -> np.ndarray:
     """[T] number of turns from each turn to the end of its trajectory, itself included."""
     return traj_len[turn_traj] - turn_index

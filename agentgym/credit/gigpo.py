@@ -42,9 +42,11 @@ class GiGPOConfig:
     def __post_init__(self) -> None:
         require_range("gamma", self.gamma, 0.0, 1.0, open_low=False)
         require_choice("norm", self.norm, NORMS)
-        require_range("eps", self.eps, 0.0, float("inf"), open_low=False)
+        require_range("eps", self.eps, 0.0, float("inf"), open_low=True)
         if self.similarity_threshold is not None:
-            require_range("similarity_threshold", self.similarity_threshold, 0.0, 1.0, open_low=True)
+            require_range(
+                "similarity_threshold", self.similarity_threshold, 0.0, 1.0, open_low=True
+            )
 
 
 def jaccard_matrix(keys: Sequence[str]) -> np.ndarray:
@@ -98,7 +100,9 @@ def step_advantages(batch: Batch, config: GiGPOConfig) -> np.ndarray:
     """[T] A_S: discounted step returns normalized within their anchor group (singletons: 0)."""
     anchor = anchor_ids(batch, config.similarity_threshold)
     n = int(anchor.max()) + 1 if anchor.size else 0
-    return normalize_in_groups(returns_to_go(batch, config.gamma), anchor, n, config.norm, config.eps)
+    return normalize_in_groups(
+        returns_to_go(batch, config.gamma), anchor, n, config.norm, config.eps
+    )
 
 
 @register_estimator("gigpo", GiGPOConfig)

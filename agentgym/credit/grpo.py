@@ -23,7 +23,7 @@ class GRPOConfig:
 
     def __post_init__(self) -> None:
         require_choice("norm", self.norm, NORMS)
-        require_range("eps", self.eps, 0.0, float("inf"), open_low=False)
+        require_range("eps", self.eps, 0.0, float("inf"), open_low=True)
 
 
 def grpo_trajectory_advantages(batch: Batch, norm: str, eps: float) -> np.ndarray:

@@ -40,7 +40,7 @@ class SALTConfig:
     def __post_init__(self) -> None:
         require_choice("base", self.base, ("grpo", "rloo"))
         require_choice("base_norm", self.base_norm, NORMS)
-        require_range("eps", self.eps, 0.0, float("inf"), open_low=False)
+        require_range("eps", self.eps, 0.0, float("inf"), open_low=True)
         require_choice("edge_key", self.edge_key, ("transition", "state_action"))
         require_choice("count", self.count, ("occurrence", "trajectory"))
 

@@ -38,7 +38,8 @@ def returns_to_go(batch: Batch, gamma: float) -> np.ndarray:
 def turn_rloo_advantages(batch: Batch, config: TurnRLOOConfig) -> np.ndarray:
     """Turn-level RLOO (TRLOO) advantages [T].
 
-    As in Dr.Kernel (turn-level REINFORCE leave-one-out for multi-turn kernel generation):
+    Liu et al. 2026, "Dr. Kernel: Reinforcement Learning Done Right for Triton Kernel
+    Generations" (arXiv 2602.05885), Turn-level REINFORCE Leave-One-Out (TRLOO):
     G_{i,t} = sum_{k>=t} gamma^(k-t) r_{i,k} and A_{i,t} = G_{i,t} - mean_{j != i} G_{j,t}, the
     mean over the other trajectories of i's group that have a turn t. A trajectory alone at
     turn t keeps A = G. No std division (DESIGN.md §5).

@@ -146,7 +146,11 @@ def random_batch(
             terminated = won or rng.random() < 0.3
             trajs.append(
                 make_traj(
-                    f"group{g}", steps, won=won, terminated=terminated, reached=reached,
+                    f"group{g}",
+                    steps,
+                    won=won,
+                    terminated=terminated,
+                    reached=reached,
                     traj_id=f"g{g}t{j}",
                 )
             )

@@ -40,9 +40,7 @@ def returns_by_group(batch: Batch) -> dict[str, list[float]]:
 
 def ref_grpo_traj(batch: Batch, norm: str, eps: float) -> list[float]:
     groups = returns_by_group(batch)
-    return [
-        normalized(t.episode_return, groups[t.group_id], norm, eps) for t in batch.trajectories
-    ]
+    return [normalized(t.episode_return, groups[t.group_id], norm, eps) for t in batch.trajectories]
 
 
 def ref_rloo_traj(batch: Batch) -> list[float]:
@@ -105,6 +103,13 @@ def jaccard(a: str, b: str) -> float:
     return len(sa & sb) / len(sa | sb)
 
 
+def find(parent: list[int], i: int) -> int:
+    """Root of i in a union-find forest."""
+    while parent[i] != i:
+        i = parent[i]
+    return i
+
+
 def anchor_of(batch: Batch, threshold: float | None) -> dict[tuple[str, str], str]:
     """(group, state key) -> anchor name: the key itself, or a representative of its cluster."""
     keys: dict[str, list[str]] = defaultdict(list)
@@ -115,18 +120,12 @@ def anchor_of(batch: Batch, threshold: float | None) -> dict[tuple[str, str], st
     anchor = {}
     for group, ks in keys.items():
         parent = list(range(len(ks)))  # union-find over the group's keys
-
-        def find(i: int) -> int:
-            while parent[i] != i:
-                i = parent[i]
-            return i
-
         for i in range(len(ks)):
             for j in range(i + 1, len(ks)):
                 if threshold is not None and jaccard(ks[i], ks[j]) >= threshold:
-                    parent[find(j)] = find(i)
+                    parent[find(parent, j)] = find(parent, i)
         for i, k in enumerate(ks):
-            anchor[group, k] = ks[find(i)]
+            anchor[group, k] = ks[find(parent, i)]
     return anchor
 
 

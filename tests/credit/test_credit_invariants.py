@@ -67,7 +67,9 @@ def test_salt_edge_of_one_trajectory_keeps_its_base(trajs: list) -> None:
     batch = group_batch(trajs)
     for options in SALT_OPTIONS:
         base_name = "rloo" if options["base"] == "rloo" else "grpo"
-        base = compute(base_name, batch, {} if base_name == "rloo" else {"norm": options["base_norm"]})
+        base = compute(
+            base_name, batch, {} if base_name == "rloo" else {"norm": options["base_norm"]}
+        )
         assert compute("salt", batch, options)[0] == pytest.approx(base[0], abs=1e-5)
 
 
@@ -114,13 +116,17 @@ def test_gigpo_all_winners_prefer_the_shorter_path(lengths: list[int]) -> None:
     st.lists(rewards, min_size=30, max_size=30),
     st.sampled_from([1.0, 0.9, 0.0]),
 )
-def test_turn_rloo_equal_counts_is_scaled_centring(n: int, length: int, rs: list, gamma: float) -> None:
+def test_turn_rloo_equal_counts_is_scaled_centring(
+    n: int, length: int, rs: list, gamma: float
+) -> None:
     trajs = [[(f"s{t}", "a", rs[i * length + t]) for t in range(length)] for i in range(n)]
     batch = group_batch(trajs)
     adv = compute("turn_rloo", batch, {"gamma": gamma}).reshape(n, length)
     g = np.zeros((n, length))
     for t in reversed(range(length)):
-        g[:, t] = np.array([row[t][2] for row in trajs]) + (gamma * g[:, t + 1] if t + 1 < length else 0)
+        g[:, t] = np.array([row[t][2] for row in trajs]) + (
+            gamma * g[:, t + 1] if t + 1 < length else 0
+        )
     np.testing.assert_allclose(adv, n / (n - 1) * (g - g.mean(axis=0)), rtol=1e-4, atol=1e-5)
 
 

@@ -49,7 +49,8 @@ def test_unknown_estimator_suggests_gigpo() -> None:
     ("name", "options", "message"),
     [
         ("grpo", {"norm": "l2"}, r"norm='l2' is not one of 'std', 'mean_norm'"),
-        ("grpo", {"eps": -1.0}, r"eps=-1.0 must lie in"),
+        ("grpo", {"eps": 0.0}, r"eps=0.0 must lie in \(0.0, inf\]"),
+        ("gigpo", {"gamma": "0.9"}, r"gamma='0.9' must be a number"),
         ("turn_rloo", {"gamma": 1.5}, r"gamma=1.5 must lie in \[0.0, 1.0\]"),
         ("gigpo", {"similarity_threshold": 0.0}, r"similarity_threshold=0.0 must lie in \(0.0"),
         ("salt", {"base": "ppo"}, r"base='ppo' is not one of 'grpo', 'rloo'"),

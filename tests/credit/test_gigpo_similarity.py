@@ -32,7 +32,9 @@ def test_connected_components_are_transitive() -> None:
 )
 def test_similar_keys_share_an_anchor(threshold: float | None, step: list[float]) -> None:
     # Jaccard("kitchen table key", "kitchen table key lamp") = 0.75, case-insensitive
-    batch = one_turn_batch([("kitchen table key", 1.0), ("Kitchen  TABLE key lamp", 0.0), ("hall door", 0.0)])
+    batch = one_turn_batch(
+        [("kitchen table key", 1.0), ("Kitchen  TABLE key lamp", 0.0), ("hall door", 0.0)]
+    )
     options = {"norm": "mean_norm", "gamma": 1.0, "similarity_threshold": threshold}
     episode = np.array([2 / 3, -1 / 3, -1 / 3])
     np.testing.assert_allclose(compute("gigpo", batch, options), episode + step, atol=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import networkx as nx
@@ -67,7 +68,7 @@ def test_truncation_without_state_info_goes_to_the_sentinel() -> None:
 
 
 def test_groups_get_separate_graphs(batch_a: Batch) -> None:
-    other = Batch(tuple(t.__class__(**{**t.__dict__, "group_id": "B"}) for t in batch_a.trajectories))
+    other = Batch(tuple(dataclasses.replace(t, group_id="B") for t in batch_a.trajectories))
     both = Batch(batch_a.trajectories + other.trajectories)
     graphs = salt_graphs(both)
     assert list(graphs) == ["A", "B"]
