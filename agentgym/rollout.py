@@ -22,34 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
 from agentgym.core import ADMISSIBLE, INVALID, STATE_KEY, TASK, TASK_ID, WON
 from agentgym.data import Batch, Trajectory, Turn
 from agentgym.policy.base import Completion, Conversation, Policy, SamplingParams
+from agentgym.prompting import FORMATS
 from agentgym.registry import make
+from agentgym.schema import jsonable
 
 ActionParser = Callable[[str], str | None]
 SystemPrompt = Callable[[dict], str]
-
-
-def default_parse_action(output: str) -> str | None:
-    """The first non-empty line of ``output``, stripped; None when there is none."""
-    for line in output.splitlines():
-        if line.strip():
-            return line.strip()
-    return None
-
-
-def default_system_prompt(info: Mapping[str, Any]) -> str:
-    """A short instruction: the task, and that the reply must be exactly one action."""
-    task = info.get(TASK) or "Solve the task."
-    return (
-        "You are an agent acting in a text environment.\n"
-        f"Task: {task}\n"
-        "Each turn you see an observation. Reply with exactly one action on a single line, "
-        "and nothing else."
-    )
 
 
 def format_observation(obs: str, info: Mapping[str, Any]) -> str:
@@ -58,23 +40,6 @@ def format_observation(obs: str, info: Mapping[str, Any]) -> str:
     if not admissible:
         return obs
     return f"{obs}\nValid actions: {', '.join(admissible)}"
-
-
-_DROP = object()
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` without what JSON cannot store (numpy values become Python ones)."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        value = value.tolist()
-    if isinstance(value, Mapping):
-        pairs = ((k, json_safe(v)) for k, v in value.items() if isinstance(k, str))
-        return {k: v for k, v in pairs if v is not _DROP}
-    if isinstance(value, (list, tuple)):
-        return [v for v in map(json_safe, value) if v is not _DROP]
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    return _DROP
 
 
 @dataclass
@@ -108,6 +73,7 @@ def collect(
     group_prefix: str = "",
     parse_action: ActionParser | None = None,
     system_prompt: SystemPrompt | None = None,
+    history_window: int | None = None,
 ) -> Batch:
     """Play ``tasks`` groups of ``group_size`` episodes of ``env_id`` with ``policy``.
 
@@ -115,16 +81,22 @@ def collect(
     ``f"{group_prefix}{env_id}:{task_id}:{seed + i}"`` and its members' trajectory ids are
     ``f"{group_id}#{member}"`` (also the conversation keys). ``max_turns`` overrides the
     registered limit; ``env_kwargs`` go to :func:`agentgym.make`. ``parse_action`` turns an
-    output into an action (default :func:`default_parse_action`); when it returns None the raw
+    output into an action (default: the ``plain`` format of :mod:`agentgym.prompting`); when it returns None the raw
     output is sent and the turn is marked invalid. ``system_prompt`` builds the system message
-    from the reset info (default :func:`default_system_prompt`). Finished episodes are passed to
+    from the reset info (default: the ``plain`` format's). Finished episodes are passed to
     ``policy.end_episodes`` on the turn they end. Trajectories come in group order, members in
     order.
+
+    ``history_window``: None shows the policy the whole conversation (``metadata["history"] ==
+    "full"``); k shows only the system message and the last k turns (``"window"``, verl-agent
+    style), so prompts stay short but each turn is a new sequence for the model.
     """
+    if history_window is not None and history_window < 0:
+        raise ValueError(f"history_window must be >= 0 or None, got {history_window}")
     if tasks < 0 or group_size < 1:
         raise ValueError(f"need tasks >= 0 and group_size >= 1, got {tasks} and {group_size}")
     sampling = sampling or SamplingParams()
-    parse = parse_action or default_parse_action
+    parse = parse_action or FORMATS["plain"].parse
     kwargs = dict(env_kwargs or {})
     episodes = [
         episode
@@ -143,7 +115,7 @@ def collect(
                     f"for {len(live)} conversations; it must return one per conversation."
                 )
             for episode, completion in zip(live, completions, strict=True):
-                _advance(episode, completion, parse)
+                _advance(episode, completion, parse, history_window)
             finished = [e.traj_id for e in live if e.done]
             live = [e for e in live if not e.done]
             if finished:
@@ -153,7 +125,8 @@ def collect(
             policy.end_episodes([e.traj_id for e in live])
         for episode in episodes:
             episode.env.close()
-    return Batch(tuple(_trajectory(env_id, e, kwargs) for e in episodes))
+    history = "full" if history_window is None else "window"
+    return Batch(tuple(_trajectory(env_id, e, kwargs, history) for e in episodes))
 
 
 def _start_group(
@@ -166,7 +139,7 @@ def _start_group(
     system_prompt: SystemPrompt | None,
 ) -> list[_Episode]:
     """Build and reset the ``group_size`` members of one group (all with ``seed``)."""
-    prompt = system_prompt or default_system_prompt
+    prompt = system_prompt or FORMATS["plain"].system_prompt
     resets = []
     for _ in range(group_size):
         env = make(env_id, max_turns=max_turns, **env_kwargs)
@@ -190,7 +163,9 @@ def _start_group(
     return episodes
 
 
-def _advance(episode: _Episode, completion: Completion, parse: ActionParser) -> None:
+def _advance(
+    episode: _Episode, completion: Completion, parse: ActionParser, window: int | None
+) -> None:
     """Parse the policy's output, step the env, record the turn and extend the chat."""
     output = completion.text
     parsed = parse(output)
@@ -206,7 +181,7 @@ def _advance(episode: _Episode, completion: Completion, parse: ActionParser) -> 
             truncated=bool(truncated),
             state_key=str(episode.info.get(STATE_KEY, episode.obs)),
             invalid=parsed is None or bool(info.get(INVALID, False)),
-            info=json_safe(info),
+            info=jsonable(info),
             prompt_ids=tuple(completion.prompt_ids),
             response_ids=tuple(completion.token_ids),
             response_logprobs=tuple(completion.logprobs),
@@ -219,9 +194,14 @@ def _advance(episode: _Episode, completion: Completion, parse: ActionParser) -> 
     episode.done = bool(terminated or truncated)
     if not episode.done:
         messages.append({"role": "user", "content": format_observation(obs, info)})
+        if window is not None and len(messages) > 2 + 2 * window:
+            # system message + the last `window` (user, assistant) pairs + the new observation
+            del messages[1 : len(messages) - 1 - 2 * window]
 
 
-def _trajectory(env_id: str, episode: _Episode, env_kwargs: dict[str, Any]) -> Trajectory:
+def _trajectory(
+    env_id: str, episode: _Episode, env_kwargs: dict[str, Any], history: str
+) -> Trajectory:
     reset_info = episode.reset_info
     system = episode.conversation.messages[0]["content"]
     return Trajectory(
@@ -233,11 +213,12 @@ def _trajectory(env_id: str, episode: _Episode, env_kwargs: dict[str, Any]) -> T
         won=bool(episode.info.get(WON, False)),
         task=str(reset_info.get(TASK, "")),
         traj_id=episode.traj_id,
-        env_kwargs=json_safe(env_kwargs),
+        env_kwargs=jsonable(env_kwargs),
         metadata={
             "system_prompt": system,
-            "reset_info": json_safe(reset_info),
+            "reset_info": jsonable(reset_info),
             "max_turns": getattr(episode.env, "max_turns", None),
+            "history": history,
         },
     )
 
@@ -261,8 +242,5 @@ def conversation_messages(trajectory: Trajectory) -> list[dict[str, str]]:
 __all__ = [
     "collect",
     "conversation_messages",
-    "default_parse_action",
-    "default_system_prompt",
     "format_observation",
-    "json_safe",
 ]

@@ -73,16 +73,8 @@ class FiniteTextEnv(TextEnv):
         command = normalize_action(action)
         admissible = self._admissible(self._state)
         if command not in admissible:
-            return (
-                self._invalid(action, command, admissible),
-                0.0,
-                False,
-                False,
-                {
-                    INVALID: True,
-                    **self._state_info(),
-                },
-            )
+            obs = self._invalid(command, admissible)
+            return obs, 0.0, False, False, {INVALID: True, **self._state_info()}
         self._state, obs, reward, won = self._transition(self._state, command)
         return obs, reward, won, False, {WON: won, **self._state_info()}
 
@@ -112,13 +104,14 @@ class FiniteTextEnv(TextEnv):
     def _state_info(self) -> dict[str, Any]:
         return {ADMISSIBLE: self._admissible(self._state), STATE_KEY: self._key(self._state)}
 
-    def _invalid(self, action: str, command: str, admissible: list[str]) -> str:
+    def _invalid(self, command: str, admissible: list[str]) -> str:
         if command in self.commands:
             why = f'"{command}" is not possible here.'
         elif not command:
             why = "You did not give a command."
         else:
-            shown = command if len(command) <= 40 else command[:40] + "..."
+            shown = "".join(ch if ch.isprintable() else "?" for ch in command[:40])
+            shown += "..." if len(command) > 40 else ""
             why = f'I don\'t understand "{shown}".'
         valid = ", ".join(admissible) if admissible else "(none)"
         return f"{why} Valid commands: {valid}."

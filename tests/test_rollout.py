@@ -8,9 +8,7 @@ from agentgym.policy.scripted import FixedPolicy, OraclePolicy, RandomPolicy
 from agentgym.rollout import (
     collect,
     conversation_messages,
-    default_parse_action,
     format_observation,
-    json_safe,
 )
 
 KEYDOOR = "agentgym/KeyDoor-Small-v0"
@@ -137,8 +135,10 @@ def test_messages_are_what_the_policy_saw():
 
 
 def test_action_parsing():
-    assert default_parse_action("\n  take key  \nbecause") == "take key"
-    assert default_parse_action(" \n\t") is None
+    from agentgym.prompting import parse_plain
+
+    assert parse_plain("\n  take key  \nbecause") == "take key"
+    assert parse_plain(" \n\t") is None
     batch = collect(KEYDOOR, FixedPolicy(["\n  LOOK \nI looked."]), tasks=1, group_size=1)
     turn = batch.trajectories[0].turns[0]
     assert (turn.output, turn.action, turn.invalid) == ("\n  LOOK \nI looked.", "LOOK", False)
@@ -217,6 +217,30 @@ def test_format_observation_lists_valid_actions():
     assert format_observation("Dark.", {"admissible_actions": None}) == "Dark."
 
 
-def test_json_safe_drops_what_json_cannot_store():
-    value = {"a": np.int64(3), "b": (1, object()), "c": object(), 4: "x", "d": np.array([1.5])}
-    assert json_safe(value) == {"a": 3, "b": [1], "d": [1.5]}
+class RecordingPolicy:
+    """Plays the first admissible action and records the messages it was shown."""
+
+    def __init__(self):
+        self.seen = []
+
+    def generate(self, conversations, sampling):
+        from agentgym.policy.base import Completion
+
+        self.seen.append([list(c.messages) for c in conversations])
+        return [Completion(text=c.info["admissible_actions"][-1]) for c in conversations]
+
+    def end_episodes(self, keys):
+        pass
+
+
+def test_history_window_keeps_system_and_last_k_turns():
+    policy = RecordingPolicy()
+    batch = collect("agentgym/Maze-4x4-v0", policy, tasks=1, group_size=1, max_turns=6,
+                    history_window=2)
+    assert batch.trajectories[0].metadata["history"] == "window"
+    for turn, calls in enumerate(policy.seen):
+        msgs = calls[0]
+        assert msgs[0]["role"] == "system" and msgs[-1]["role"] == "user"
+        assert len(msgs) == 2 + 2 * min(turn, 2)
+    full = collect("agentgym/Maze-4x4-v0", RecordingPolicy(), tasks=1, group_size=1, max_turns=6)
+    assert full.trajectories[0].metadata["history"] == "full"

@@ -96,6 +96,9 @@ def convert_smollm2(target: Path) -> Path:
     model.config.name_or_path = SMOLLM2_DIRNAME
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the cache is an ordinary folder
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
