@@ -147,6 +147,14 @@ class HFPolicy:
         if len(set(keys)) != len(keys):
             raise ValueError("conversation keys must be unique within a generate call")
         rows = [self._prepare(c) for c in conversations]
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        for row in rows:
+            if limit and row.start + len(row.feed) + sampling.max_new_tokens > limit:
+                raise ValueError(
+                    f"conversation {row.key!r} would reach "
+                    f"{row.start + len(row.feed) + sampling.max_new_tokens} tokens, past the "
+                    f"model's {limit}; use history='window' or end the episode sooner"
+                )
         generator = None
         if sampling.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(sampling.seed)

@@ -45,7 +45,9 @@ def play(policy, convs, sampling, turns: int):
         for conv, comp in zip(convs, completions, strict=True):
             repeat = 1 + len(conv.messages[0]["content"]) % 3  # differs between conversations
             conv.messages.append({"role": "assistant", "content": comp.text})
-            conv.messages.append({"role": "user", "content": f"Turn {t}: nothing happens." * repeat})
+            conv.messages.append(
+                {"role": "user", "content": f"Turn {t}: nothing happens." * repeat}
+            )
     return history
 
 
@@ -131,7 +133,9 @@ def test_stop_strings_cut_the_text(tiny):
     free = policy.generate(conv, SamplingParams(temperature=0.0, max_new_tokens=30))[0]
     stop = free.text[4]
     cut = free.text.index(stop) + 1
-    comp = policy.generate(conv, SamplingParams(temperature=0.0, max_new_tokens=30, stop=(stop,)))[0]
+    comp = policy.generate(conv, SamplingParams(temperature=0.0, max_new_tokens=30, stop=(stop,)))[
+        0
+    ]
     assert comp.text == free.text[:cut]
     assert comp.token_ids == free.token_ids[:cut]  # one character per token here
     assert comp.text.endswith(stop)
@@ -159,7 +163,9 @@ def test_end_episodes_frees_state(tiny):
     assert policy.cached_keys == [] and policy.cache_nbytes() == 0
     # A key seen again starts from scratch: the whole prompt is fed.
     comp = policy.generate(make_convs(1), GREEDY)[0]
-    assert len(comp.prompt_ids) == len(play(HFPolicy(*tiny), make_convs(1), GREEDY, 1)[0][0].prompt_ids)
+    assert len(comp.prompt_ids) == len(
+        play(HFPolicy(*tiny), make_convs(1), GREEDY, 1)[0][0].prompt_ids
+    )
 
 
 def test_edited_history_falls_back_to_new_messages(tiny):
@@ -248,3 +254,10 @@ def test_smollm2_two_turns():
     assert len(second.token_ids) == len(second.logprobs)
     reference = HFPolicy(model, tokenizer, reuse_cache=False)
     assert reference.generate([conv], sampling)[0].text == second.text
+
+
+def test_context_overflow_is_a_clear_error():
+    model, tokenizer = models.tiny_model(seed=1)
+    model.config.max_position_embeddings = 40
+    with pytest.raises(ValueError, match="past the model's 40"):
+        HFPolicy(model, tokenizer).generate(make_convs(1), GREEDY)
