@@ -5,6 +5,7 @@
                          [--max-turns M] --out RUN
     agentgym credit RUN --estimator NAME [--option KEY=VALUE ...] [--iter N] [--traj ID]
     agentgym train CONFIG [KEY=VALUE ...] [--resume]
+    agentgym replay | inspect | view | eval ...   (see agentgym.cli_tools)
 
 Expected failures (unknown env, estimator or option, missing run or iteration) print one line
 to stderr and return 2; set ``AGENTGYM_DEBUG=1`` to see the traceback instead.
@@ -87,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. trainer.lr=1e-5")
     tr.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
     tr.set_defaults(handler=cmd_train)
+
+    from agentgym.cli_tools import add_tool_commands  # replay, inspect, view, eval
+
+    add_tool_commands(sub)
     return p
 
 

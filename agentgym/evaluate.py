@@ -1,7 +1,10 @@
 """Success rate of a policy on an environment, with a Wilson 95% interval and pass@k.
 
 The trainer's periodic evaluation and ``agentgym eval`` both call :func:`evaluate`, so a number
-printed during training means the same as one printed afterwards.
+printed during training means the same as one printed afterwards. :func:`load_policy` turns
+``random``, ``oracle``, a model, a training run or a checkpoint into a policy, and
+:func:`evaluate_policy` evaluates it (a trained policy through the trainer's own ``run_eval``).
+Tables, JSON and Markdown of the results: :mod:`agentgym.report.eval_results`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from agentgym.data import Batch, Trajectory
 from agentgym.policy.base import Policy, SamplingParams
@@ -76,9 +82,13 @@ def score(trajectories: Sequence[Trajectory]) -> Score:
 
 
 def task_type(traj: Trajectory) -> str | None:
-    """The task type an environment reported (e.g. ALFWorld's six), if any."""
+    """The task type an environment reported (e.g. ALFWorld's six), if any: in the
+    trajectory's metadata, its reset info (``metadata["reset_info"]``) or a step's info."""
     if TASK_TYPE in traj.metadata:
         return str(traj.metadata[TASK_TYPE])
+    reset_info = traj.metadata.get("reset_info")
+    if isinstance(reset_info, Mapping) and TASK_TYPE in reset_info:
+        return str(reset_info[TASK_TYPE])
     for turn in traj.turns:
         if TASK_TYPE in turn.info:
             return str(turn.info[TASK_TYPE])
@@ -153,3 +163,189 @@ def evaluate(
         **dict(collect_kwargs or {}),
     )
     return summarize(env_id, batch)
+
+
+# ---------------------------------------------------------------------------------------------
+# policies to evaluate: random | oracle | a model | a training run or checkpoint
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_EVAL_SEED = 10_000
+"""Base seed of evaluation tasks when neither ``--seed`` nor a run's config names one."""
+
+
+@dataclass
+class LoadedPolicy:
+    """A policy ready to evaluate, with what is needed to evaluate it as the trainer would."""
+
+    name: str
+    """What was loaded, e.g. ``"random"`` or ``"checkpoint runs/q/checkpoints/iter-00008"``."""
+    policy: Policy
+    train_config: Any = None
+    """The ``TrainConfig`` of an LLM policy (its run's, or the defaults for a bare model)."""
+    model: Any = None
+    """The torch model behind an LLM policy."""
+    run_dir: Path | None = None
+    """The training run the policy came from, if any."""
+    tag: str = ""
+    """Short name for output folders: ``random``, ``oracle``, ``iter-00008``, ``model``..."""
+
+
+def _checkpoint_dir(path: Path) -> bool:
+    return (path / "state.pt").is_file() and (path / "trainable.pt").is_file()
+
+
+def load_policy(spec: str, *, seed: int = 0, device: str | None = None) -> LoadedPolicy:
+    """The policy named by ``spec``.
+
+    ``random`` (seeded with ``seed``) or ``oracle``; a model (``smollm2-135m``, ``tiny`` or a
+    Hugging Face folder), evaluated with the trainer's default policy settings (a run's exported
+    ``RUN/model`` with that run's settings); a checkpoint folder ``RUN/checkpoints/iter-NNNNN``;
+    or a training run directory (its latest checkpoint, else its exported ``RUN/model``).
+    Checkpoints and runs are rebuilt with the trainer's own ``build_model``/``build_policy`` and
+    the run's config, so the policy is the one the trainer evaluated. ``device`` overrides the
+    config's ``policy.device``.
+    """
+    from agentgym.policy.models import SMOLLM2_ALIASES
+    from agentgym.policy.scripted import OraclePolicy, RandomPolicy
+
+    if spec == "random":
+        return LoadedPolicy("random", RandomPolicy(seed=seed), tag="random")
+    if spec == "oracle":
+        return LoadedPolicy("oracle", OraclePolicy(), tag="oracle")
+    path = Path(spec).expanduser()
+    if _checkpoint_dir(path):
+        return _llm_policy(path.parent.parent, path, None, device)
+    if (path / "config.yaml").is_file() and not (path / "config.json").is_file():
+        from agentgym.trainers import checkpoint
+
+        ckpt = checkpoint.latest(path / "checkpoints")
+        if ckpt is not None:
+            return _llm_policy(path, ckpt, None, device)
+        if (path / "model" / "config.json").is_file():
+            return _llm_policy(path, None, path / "model", device)
+        raise FileNotFoundError(
+            f"Run {str(path)!r} has no checkpoint (checkpoints/iter-NNNNN) and no exported "
+            "model/ folder to evaluate; train it first or pass a model folder."
+        )
+    if (path / "config.json").is_file() and (path.parent / "config.yaml").is_file():
+        return _llm_policy(path.parent, None, path, device)  # RUN/model: with its run's config
+    if (path / "config.json").is_file() or spec in (*SMOLLM2_ALIASES, "tiny"):
+        return _llm_policy(None, None, spec, device)
+    raise ValueError(
+        f"--policy {spec!r} is not 'random', 'oracle', a model ({', '.join(SMOLLM2_ALIASES)}, "
+        "tiny, or a Hugging Face folder with config.json), a training run directory or a "
+        "checkpoint folder (RUN/checkpoints/iter-NNNNN)."
+    )
+
+
+def _llm_policy(
+    run_dir: Path | None, ckpt: Path | None, model: str | Path | None, device: str | None
+) -> LoadedPolicy:
+    """Build an LLM policy the way the trainer does (see :func:`load_policy`)."""
+    import dataclasses
+
+    from agentgym.config import from_dict
+    from agentgym.trainers import checkpoint
+    from agentgym.trainers.config import TrainConfig
+    from agentgym.trainers.loop import build_model, build_policy, resolve_device
+
+    cfg = TrainConfig()
+    if run_dir is not None:
+        cfg = from_dict(TrainConfig, yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
+    if model is not None:  # a bare or exported model: no adapters to restore
+        policy_cfg = dataclasses.replace(cfg.policy, model=str(model))
+        cfg = dataclasses.replace(
+            cfg, policy=policy_cfg, lora=dataclasses.replace(cfg.lora, enabled=False)
+        )
+    if device is not None:
+        cfg = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, device=device))
+    dev = resolve_device(cfg.policy.device)
+    net, tokenizer = build_model(cfg, dev)
+    if ckpt is not None:
+        checkpoint.load(ckpt, net, restore_rng=False)
+    net.eval()
+    name = f"checkpoint {ckpt}" if ckpt is not None else f"model {model}"
+    tag = ckpt.name if ckpt is not None else Path(str(model)).name
+    return LoadedPolicy(name, build_policy(cfg, net, tokenizer, dev), cfg, net, run_dir, tag)
+
+
+def eval_config(train_config: Any, env_id: str, **changes: Any) -> Any:
+    """``train_config`` set up to evaluate on ``env_id``: episodes, seed, max_turns and
+    temperature from ``changes`` (None keeps the config's). The training env's kwargs and
+    turn limit carry over only when ``env_id`` is the training env."""
+    import dataclasses
+
+    cfg = train_config
+    same_env = env_id == cfg.env.id
+    env = dataclasses.replace(
+        cfg.env,
+        id=env_id,
+        kwargs=dict(cfg.env.kwargs) if same_env else {},
+        max_turns=changes.get("max_turns") or (cfg.env.max_turns if same_env else None),
+    )
+    trainer = cfg.trainer
+    for key, field_name in (
+        ("episodes", "eval_episodes"),
+        ("seed", "eval_seed"),
+        ("temperature", "eval_temperature"),
+    ):
+        if changes.get(key) is not None:
+            trainer = dataclasses.replace(trainer, **{field_name: changes[key]})
+    return dataclasses.replace(cfg, env=env, trainer=trainer)
+
+
+def evaluate_policy(
+    loaded: LoadedPolicy,
+    env_id: str,
+    *,
+    episodes: int,
+    samples_per_task: int = 1,
+    seed: int | None = None,
+    max_turns: int | None = None,
+    temperature: float | None = None,
+) -> EvalResult:
+    """Evaluate ``loaded`` on ``env_id``.
+
+    An LLM policy goes through the trainer's periodic evaluation, ``trainers.loop.run_eval``,
+    with its config pointed at ``env_id`` (greedy unless ``temperature``), so a checkpoint
+    scores here what it scored during training. With ``samples_per_task > 1`` (pass@k) it calls
+    :func:`evaluate` with the same sampling and collect settings, since ``run_eval`` plays one
+    sample per task. Scripted policies call :func:`evaluate` directly.
+    """
+    if loaded.train_config is None:
+        return evaluate(
+            env_id,
+            loaded.policy,
+            episodes=episodes,
+            samples_per_task=samples_per_task,
+            seed=DEFAULT_EVAL_SEED if seed is None else seed,
+            max_turns=max_turns,
+        )
+    import torch
+
+    from agentgym.trainers.loop import collect_kwargs, run_eval, sampling_params
+    from agentgym.trainers.update import eval_mode
+
+    cfg = eval_config(
+        loaded.train_config,
+        env_id,
+        episodes=episodes,
+        seed=seed,
+        max_turns=max_turns,
+        temperature=temperature,
+    )
+    if samples_per_task == 1:
+        return run_eval(cfg, loaded.policy, loaded.model)
+    tc = cfg.trainer
+    with eval_mode(loaded.model), torch.no_grad():
+        return evaluate(
+            env_id,
+            loaded.policy,
+            episodes=episodes,
+            samples_per_task=samples_per_task,
+            seed=tc.eval_seed,
+            max_turns=cfg.env.max_turns,
+            sampling=sampling_params(cfg, temperature=tc.eval_temperature, seed=tc.eval_seed),
+            env_kwargs=cfg.env.kwargs,
+            collect_kwargs=collect_kwargs(cfg),
+        )

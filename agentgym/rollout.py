@@ -7,8 +7,8 @@ call; each output is parsed into an action and stepped in its environment.
 
 The chat an episode shows the policy is::
 
-    system     system_prompt(reset info)      (default: the task, and "reply with one action")
-    user       format_observation(obs, info)  (the observation plus the valid actions)
+    system     system_prompt(reset info)       (default: the action format's, with the task)
+    user       fmt.observation(obs, info)      (the observation, the valid actions, a hint)
     assistant  raw output
     user       ...                            (repeated until the episode ends)
 
@@ -23,23 +23,16 @@ from typing import Any
 
 import gymnasium as gym
 
-from agentgym.core import ADMISSIBLE, INVALID, STATE_KEY, TASK, TASK_ID, WON
+from agentgym.core import INVALID, STATE_KEY, TASK, TASK_ID, WON
 from agentgym.data import Batch, Trajectory, Turn
 from agentgym.policy.base import Completion, Conversation, Policy, SamplingParams
-from agentgym.prompting import FORMATS
+from agentgym.prompting import ActionFormat
+from agentgym.prompting import action_format as action_format_of
 from agentgym.registry import make
 from agentgym.schema import jsonable
 
 ActionParser = Callable[[str], str | None]
 SystemPrompt = Callable[[dict], str]
-
-
-def format_observation(obs: str, info: Mapping[str, Any]) -> str:
-    """The user message of a turn: the observation, then the valid actions when known."""
-    admissible = info.get(ADMISSIBLE)
-    if not admissible:
-        return obs
-    return f"{obs}\nValid actions: {', '.join(admissible)}"
 
 
 @dataclass
@@ -71,6 +64,7 @@ def collect(
     sampling: SamplingParams | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     group_prefix: str = "",
+    action_format: str | ActionFormat = "plain",
     parse_action: ActionParser | None = None,
     system_prompt: SystemPrompt | None = None,
     history_window: int | None = None,
@@ -80,7 +74,9 @@ def collect(
     Group ``i`` resets with seed ``seed + i``; its group id is
     ``f"{group_prefix}{env_id}:{task_id}:{seed + i}"`` and its members' trajectory ids are
     ``f"{group_id}#{member}"`` (also the conversation keys). ``max_turns`` overrides the
-    registered limit; ``env_kwargs`` go to :func:`agentgym.make`. ``parse_action`` turns an
+    registered limit; ``env_kwargs`` go to :func:`agentgym.make`. ``action_format`` (see
+    :mod:`agentgym.prompting`) sets the prompt text and the action parser; ``parse_action`` and
+    ``system_prompt`` override its parts. ``parse_action`` turns an
     output into an action (default: the ``plain`` format of :mod:`agentgym.prompting`); when it returns None the raw
     output is sent and the turn is marked invalid. ``system_prompt`` builds the system message
     from the reset info (default: the ``plain`` format's). Finished episodes are passed to
@@ -96,13 +92,14 @@ def collect(
     if tasks < 0 or group_size < 1:
         raise ValueError(f"need tasks >= 0 and group_size >= 1, got {tasks} and {group_size}")
     sampling = sampling or SamplingParams()
-    parse = parse_action or FORMATS["plain"].parse
+    fmt = action_format_of(action_format)
+    parse = parse_action or fmt.parse
     kwargs = dict(env_kwargs or {})
     episodes = [
         episode
         for i in range(tasks)
         for episode in _start_group(
-            env_id, kwargs, max_turns, seed + i, group_size, group_prefix, system_prompt
+            env_id, kwargs, max_turns, seed + i, group_size, group_prefix, fmt, system_prompt
         )
     ]
     live = episodes
@@ -115,7 +112,7 @@ def collect(
                     f"for {len(live)} conversations; it must return one per conversation."
                 )
             for episode, completion in zip(live, completions, strict=True):
-                _advance(episode, completion, parse, history_window)
+                _advance(episode, completion, parse, fmt, history_window)
             finished = [e.traj_id for e in live if e.done]
             live = [e for e in live if not e.done]
             if finished:
@@ -126,7 +123,7 @@ def collect(
         for episode in episodes:
             episode.env.close()
     history = "full" if history_window is None else "window"
-    return Batch(tuple(_trajectory(env_id, e, kwargs, history) for e in episodes))
+    return Batch(tuple(_trajectory(env_id, e, kwargs, history, fmt.name) for e in episodes))
 
 
 def _start_group(
@@ -136,10 +133,11 @@ def _start_group(
     seed: int,
     group_size: int,
     group_prefix: str,
+    fmt: ActionFormat,
     system_prompt: SystemPrompt | None,
 ) -> list[_Episode]:
     """Build and reset the ``group_size`` members of one group (all with ``seed``)."""
-    prompt = system_prompt or FORMATS["plain"].system_prompt
+    prompt = system_prompt or fmt.system_prompt
     resets = []
     for _ in range(group_size):
         env = make(env_id, max_turns=max_turns, **env_kwargs)
@@ -156,7 +154,7 @@ def _start_group(
         traj_id = f"{group_id}#{member}"
         messages = [
             {"role": "system", "content": prompt(info)},
-            {"role": "user", "content": format_observation(obs, info)},
+            {"role": "user", "content": fmt.observation(obs, info)},
         ]
         conversation = Conversation(key=traj_id, messages=messages, info=info, env=env)
         episodes.append(_Episode(env, traj_id, group_id, seed, conversation, obs, info, info))
@@ -164,7 +162,11 @@ def _start_group(
 
 
 def _advance(
-    episode: _Episode, completion: Completion, parse: ActionParser, window: int | None
+    episode: _Episode,
+    completion: Completion,
+    parse: ActionParser,
+    fmt: ActionFormat,
+    window: int | None,
 ) -> None:
     """Parse the policy's output, step the env, record the turn and extend the chat."""
     output = completion.text
@@ -193,14 +195,14 @@ def _advance(
     episode.conversation.info = info
     episode.done = bool(terminated or truncated)
     if not episode.done:
-        messages.append({"role": "user", "content": format_observation(obs, info)})
+        messages.append({"role": "user", "content": fmt.observation(obs, info)})
         if window is not None and len(messages) > 2 + 2 * window:
             # system message + the last `window` (user, assistant) pairs + the new observation
             del messages[1 : len(messages) - 1 - 2 * window]
 
 
 def _trajectory(
-    env_id: str, episode: _Episode, env_kwargs: dict[str, Any], history: str
+    env_id: str, episode: _Episode, env_kwargs: dict[str, Any], history: str, fmt_name: str
 ) -> Trajectory:
     reset_info = episode.reset_info
     system = episode.conversation.messages[0]["content"]
@@ -219,6 +221,7 @@ def _trajectory(
             "reset_info": jsonable(reset_info),
             "max_turns": getattr(episode.env, "max_turns", None),
             "history": history,
+            "action_format": fmt_name,
         },
     )
 
@@ -231,9 +234,10 @@ def conversation_messages(trajectory: Trajectory) -> list[dict[str, str]]:
     """
     meta = trajectory.metadata
     messages = [{"role": "system", "content": str(meta.get("system_prompt", ""))}]
+    fmt = action_format_of(str(meta.get("action_format", "plain")))
     info: Mapping[str, Any] = meta.get("reset_info", {})
     for turn in trajectory.turns:
-        messages.append({"role": "user", "content": format_observation(turn.observation, info)})
+        messages.append({"role": "user", "content": fmt.observation(turn.observation, info)})
         messages.append({"role": "assistant", "content": turn.output})
         info = turn.info
     return messages
@@ -242,5 +246,4 @@ def conversation_messages(trajectory: Trajectory) -> list[dict[str, str]]:
 __all__ = [
     "collect",
     "conversation_messages",
-    "format_observation",
 ]

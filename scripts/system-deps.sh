@@ -6,6 +6,8 @@ set -uo pipefail
 
 # One line per package, with the reason.
 PACKAGES=(
+  chromium   # headless browser for the report viewer test (tests/test_view.py)
+  bubblewrap   # sandbox isolation for the code env (agentgym/sandbox.py)
 )
 
 missing=()

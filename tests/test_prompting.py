@@ -36,3 +36,11 @@ def test_system_prompt_names_the_task_and_unknown_format_is_refused():
     assert "find the key" in fmt.system_prompt({"task": "find the key"})
     with pytest.raises(KeyError, match="plain"):
         action_format("json")
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [("- look", "look"), ("2. go east", "go east"), ("* take key.", "take key"), ("Action: open door", "open door")],
+)
+def test_plain_strips_list_markers(text, expected):
+    assert parse_plain(text) == expected

@@ -8,7 +8,6 @@ from agentgym.policy.scripted import FixedPolicy, OraclePolicy, RandomPolicy
 from agentgym.rollout import (
     collect,
     conversation_messages,
-    format_observation,
 )
 
 KEYDOOR = "agentgym/KeyDoor-Small-v0"
@@ -210,11 +209,14 @@ def test_no_tasks_gives_an_empty_batch():
     assert len(batch) == 0 and batch.num_turns == 0
 
 
-def test_format_observation_lists_valid_actions():
-    assert format_observation("Dark.", {"admissible_actions": ["look", "go east"]}) == (
-        "Dark.\nValid actions: look, go east"
+def test_observation_lists_valid_actions_then_the_hint():
+    from agentgym.prompting import action_format
+
+    text = action_format("plain").observation("Dark.", {"admissible_actions": ["look", "go east"]})
+    assert text == (
+        "Dark.\n\nChoose one of these actions:\n- look\n- go east\n\nAnswer with the action only."
     )
-    assert format_observation("Dark.", {"admissible_actions": None}) == "Dark."
+    assert action_format("plain").observation("Dark.", {"admissible_actions": None}) == "Dark."
 
 
 class RecordingPolicy:
@@ -235,8 +237,9 @@ class RecordingPolicy:
 
 def test_history_window_keeps_system_and_last_k_turns():
     policy = RecordingPolicy()
-    batch = collect("agentgym/Maze-4x4-v0", policy, tasks=1, group_size=1, max_turns=6,
-                    history_window=2)
+    batch = collect(
+        "agentgym/Maze-4x4-v0", policy, tasks=1, group_size=1, max_turns=6, history_window=2
+    )
     assert batch.trajectories[0].metadata["history"] == "window"
     for turn, calls in enumerate(policy.seen):
         msgs = calls[0]

@@ -32,9 +32,13 @@ class PolicySection:
     temperature: float = param(1.0, "Sampling temperature of rollouts (logprobs use the same).")
     top_p: float = param(1.0, "Nucleus sampling mass.")
     max_new_tokens: int = param(16, "Maximum tokens generated per turn.")
-    stop: tuple[str, ...] = param(["\n"], "Generation stops after any of these strings.")
-    action_format: Literal["plain", "tag"] = param(
-        "plain", "How actions are parsed: 'plain' (first line) or 'tag' (<action>...</action>)."
+    stop: tuple[str, ...] = param(
+        [], "Generation stops after any of these strings (empty: the action format's own)."
+    )
+    action_format: Literal["plain", "tag", "tool"] = param(
+        "plain",
+        "How actions are parsed: 'plain' (first line), 'tag' (<action>...</action>) or 'tool' "
+        "(the whole reply, for tool environments' <tool_call>/<answer> tags).",
     )
     history: Literal["full", "window"] = param(
         "full",

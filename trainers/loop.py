@@ -154,9 +154,8 @@ def sampling_params(
 
 def collect_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     """Arguments of :func:`agentgym.rollout.collect` shared by training and evaluation."""
-    fmt = action_format(cfg.policy.action_format)
     window = cfg.policy.window if cfg.policy.history == "window" else None
-    return {"parse_action": fmt.parse, "system_prompt": fmt.system_prompt, "history_window": window}
+    return {"action_format": cfg.policy.action_format, "history_window": window}
 
 
 def run_eval(cfg: TrainConfig, policy: Policy, model: torch.nn.Module) -> EvalResult:

@@ -132,6 +132,7 @@ class HFPolicy:
         self.stats = {"prefill_tokens": 0, "decode_tokens": 0, "fallbacks": 0, "resets": 0}
         """Counters: tokens prefilled / sampled, suffix fallbacks, caches dropped as not continuing."""
         self._episodes: dict[str, _Episode] = {}
+        self._seed_calls: dict[int, int] = {}
         params = inspect.signature(model.forward).parameters
         self._logits_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
@@ -157,7 +158,11 @@ class HFPolicy:
                 )
         generator = None
         if sampling.seed is not None:
-            generator = torch.Generator(device=self.device).manual_seed(sampling.seed)
+            # The n-th call under one seed draws from its own stream: reproducible, and turns
+            # of an episode do not replay the same noise.
+            n = self._seed_calls[sampling.seed] = self._seed_calls.get(sampling.seed, -1) + 1
+            stream = (sampling.seed * 1_000_003 + n) % 2**63
+            generator = torch.Generator(device=self.device).manual_seed(stream)
         # Similar lengths share a chunk, so less padding; the order is deterministic.
         order = sorted(range(len(rows)), key=lambda i: -(rows[i].start + len(rows[i].feed)))
         with torch.inference_mode():

@@ -1,0 +1,185 @@
+"""The after-training subcommands of ``agentgym``: replay, inspect, view and eval.
+
+Registered on the main parser by :func:`add_tool_commands`; each handler parses nothing more,
+calls the library and prints. The work lives in :mod:`agentgym.replay`, :mod:`agentgym.report`
+and :mod:`agentgym.evaluate`.
+
+    agentgym replay RUN [--iter N] [--traj ID | --all]
+    agentgym inspect RUN [--iter N ...] [--env S] [--won | --lost] [--group S] [--task S]
+                         [--sort KEY] [--desc] [--limit N] [--traj ID]
+    agentgym view RUN [--out report.html] [--iter N ...]
+    agentgym eval --env ID [--env ID ...] --policy random|oracle|MODEL|RUN|CHECKPOINT
+                  [--episodes N] [--samples K] [--seed S] [--max-turns M] [--temperature T]
+                  [--device D] [--out DIR]
+
+``replay`` exits 1 when a trajectory diverges (2 stays the code of usage errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from agentgym.cli import CliError
+from agentgym.store import Run
+
+
+def add_tool_commands(sub: Any) -> None:
+    """Add the replay, inspect, view and eval subparsers to ``sub`` (argparse subparsers)."""
+    rp = sub.add_parser("replay", help="re-run stored actions and check the run reproduces")
+    rp.add_argument("run", metavar="RUN", help="run directory")
+    rp.add_argument("--iter", type=int, default=None, help="iteration (default: all)")
+    which = rp.add_mutually_exclusive_group()
+    which.add_argument("--traj", default=None, help="replay only this trajectory id")
+    which.add_argument("--all", action="store_true", help="replay every trajectory (default)")
+    rp.set_defaults(handler=cmd_replay)
+
+    ins = sub.add_parser("inspect", help="tables of trajectories, or one trajectory turn by turn")
+    ins.add_argument("run", metavar="RUN", help="run directory")
+    ins.add_argument("--iter", type=int, action="append", help="iteration (repeatable)")
+    ins.add_argument("--env", default=None, help="env ids containing this text")
+    outcome = ins.add_mutually_exclusive_group()
+    outcome.add_argument("--won", dest="won", action="store_true", default=None, help="won only")
+    outcome.add_argument("--lost", dest="won", action="store_false", help="lost only")
+    ins.add_argument("--group", default=None, help="group ids containing this text")
+    ins.add_argument("--task", default=None, help="task ids or texts containing this text")
+    ins.add_argument(
+        "--sort", default="iter", help="iter, return, turns, env, task, group, won, id"
+    )
+    ins.add_argument("--desc", action="store_true", help="sort in descending order")
+    ins.add_argument("--limit", type=int, default=None, help="show at most N trajectories")
+    ins.add_argument("--traj", default=None, help="show this trajectory turn by turn")
+    ins.set_defaults(handler=cmd_inspect)
+
+    vw = sub.add_parser("view", help="write a self-contained HTML report of a run")
+    vw.add_argument("run", metavar="RUN", help="run directory")
+    vw.add_argument("--out", default=None, help="HTML file to write (default RUN/report.html)")
+    vw.add_argument("--iter", type=int, action="append", help="iteration (repeatable; default all)")
+    vw.set_defaults(handler=cmd_view)
+
+    ev = sub.add_parser("eval", help="success rate of a policy per env and task type")
+    ev.add_argument("--env", action="append", required=True, help="env id (repeatable)")
+    ev.add_argument("--policy", required=True, help="random, oracle, a model, a run or checkpoint")
+    ev.add_argument("--episodes", type=int, default=20, help="tasks per env (default 20)")
+    ev.add_argument("--samples", type=int, default=1, help="samples per task, for pass@k")
+    ev.add_argument("--seed", type=int, default=None, help="base seed (default: the eval seed)")
+    ev.add_argument("--max-turns", type=int, default=None, help="override the turn limit")
+    ev.add_argument("--temperature", type=float, default=None, help="LLM sampling temperature")
+    ev.add_argument("--device", default=None, help="cpu or cuda for LLM policies")
+    ev.add_argument("--out", default=None, help="folder for eval.json, eval.md, trajectories")
+    ev.set_defaults(handler=cmd_eval)
+
+
+def cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    """Replay and print verdicts; 1 if any trajectory diverged or failed, else 0."""
+    from agentgym.replay import print_report, replay_run
+
+    run = Run(args.run)
+    if not run.iterations():
+        raise CliError(f"Run {str(run.path)!r} has no trajectories to replay.")
+    iterations = None if args.iter is None else [args.iter]
+    results = replay_run(run, iterations=iterations, traj_id=args.traj)
+    print_report(results, console)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
+    """Print the filtered trajectory table, or ``--traj`` turn by turn."""
+    from agentgym.report.model import (
+        credit_configs,
+        estimators,
+        group_credit,
+        read_config,
+        read_entries,
+    )
+    from agentgym.report.terminal import Filters, select, trajectory_table, trajectory_view
+
+    run = Run(args.run)
+    entries = read_entries(run, args.iter)
+    if args.traj is None:
+        filters = Filters(env=args.env, won=args.won, group=args.group, task=args.task)
+        rows = select(entries, filters, sort=args.sort, descending=args.desc, limit=args.limit)
+        console.print(trajectory_table(rows, title=f"Trajectories of {run.name}"))
+        console.print(f"{len(rows)} of {len(entries)} trajectories shown")
+        return 0
+    found = [e for e in entries if e.traj.traj_id == args.traj]
+    if not found:
+        ids = ", ".join(e.traj.traj_id for e in entries[:6]) + (", ..." if len(entries) > 6 else "")
+        raise CliError(f"No trajectory {args.traj!r} in {str(run.path)!r}; ids: {ids or '(none)'}")
+    if len(found) > 1:
+        iters = ", ".join(str(e.iteration) for e in found)
+        raise CliError(f"Trajectory {args.traj!r} is in iterations {iters}; pick one with --iter.")
+    entry = found[0]
+    members = [e for e in entries if e.group_key == entry.group_key]
+    credit = group_credit(members, *credit_configs(read_config(run)))
+    console.print(trajectory_view(entry, credit, estimators(members)))
+    return 0
+
+
+def cmd_view(args: argparse.Namespace, console: Console) -> int:
+    """Write the HTML report and print where it is."""
+    from agentgym.report.html import write_report
+
+    run = Run(args.run)
+    if not run.iterations():
+        raise CliError(f"Run {str(run.path)!r} has no trajectories to show.")
+    path = write_report(run, args.out, iterations=args.iter)
+    console.print(
+        f"Report written to {path} ({path.stat().st_size / 1024:.0f} KiB); open it in a browser."
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, console: Console) -> int:
+    """Evaluate a policy on each ``--env``; print the table, write JSON and Markdown."""
+    from agentgym.evaluate import DEFAULT_EVAL_SEED, evaluate_policy, load_policy
+    from agentgym.registry import spec
+    from agentgym.report.eval_results import results_table, write_results
+
+    for env_id in args.env:
+        spec(env_id)  # an unknown id fails before any model is loaded
+    if args.episodes < 1 or args.samples < 1:
+        raise CliError("--episodes and --samples must be at least 1")
+    loaded = load_policy(args.policy, seed=args.seed or 0, device=args.device)
+    seed = args.seed
+    if seed is None:
+        cfg = loaded.train_config
+        seed = cfg.trainer.eval_seed if cfg is not None else DEFAULT_EVAL_SEED
+    results = [
+        evaluate_policy(
+            loaded,
+            env_id,
+            episodes=args.episodes,
+            samples_per_task=args.samples,
+            seed=seed,
+            max_turns=args.max_turns,
+            temperature=args.temperature,
+        )
+        for env_id in args.env
+    ]
+    console.print(results_table(results, title=f"Evaluation of {loaded.name}"))
+    out = Path(args.out) if args.out else _default_out(loaded)
+    settings = {
+        "envs": list(args.env),
+        "episodes": args.episodes,
+        "samples_per_task": args.samples,
+        "seed": seed,
+        "max_turns": args.max_turns,
+        "temperature": args.temperature,
+    }
+    json_path, md_path = write_results(out, results, policy=loaded.name, settings=settings)
+    console.print(f"Results: {json_path} and {md_path}; trajectories in {out}")
+    return 0
+
+
+def _default_out(loaded: Any) -> Path:
+    """``RUN/eval/<checkpoint>`` for a trained policy, else ``runs/eval-<policy>``."""
+    if loaded.run_dir is not None:
+        return Path(loaded.run_dir) / "eval" / loaded.tag
+    return Path("runs") / f"eval-{loaded.tag}"
+
+
+__all__ = ["add_tool_commands", "cmd_eval", "cmd_inspect", "cmd_replay", "cmd_view"]

@@ -1,0 +1,361 @@
+"""``VLLMPolicy``: a vLLM engine on GPU behind the Policy protocol, with hf.py's token layout.
+
+vLLM is imported lazily: this module imports on any machine, and constructing a
+:class:`VLLMPolicy` without vLLM raises an ImportError saying how to install it
+(``pip install 'agentgym[vllm]'``; vLLM needs a CUDA GPU).
+
+Prompts (:class:`PromptTracker`, pure Python, no vLLM needed). Each turn renders the chat
+template over the conversation. In full-history mode the policy keeps, per
+``Conversation.key``, the token ids fed and sampled so far (never re-tokenized) and feeds the
+engine ``those ids + the new prompt increment`` as a token prompt; vLLM's prefix cache makes the
+repeated history nearly free. ``Completion.prompt_ids`` is the increment, exactly as in
+``agentgym.policy.hf``, so ``prompt_ids_1 + token_ids_1 + prompt_ids_2 + ...`` is the sequence the
+model saw and the trainer tensorizes vLLM rollouts like hf ones. How the increment is found
+(``Completion.metadata["alignment"]``):
+
+- ``"new"``: first turn (or window mode): the whole rendered prompt.
+- ``"extend"``: the render extends the text fed so far; the increment is the rest, encoded.
+- ``"closing"``: it does not (a stop string cut the reply inside a token, or the caller edited
+  the reply): the sampled tokens are kept, closed with the template's end-of-reply marker, and
+  followed by the messages after the last reply rendered on their own.
+- ``"reset"``: neither works (the history itself changed): the re-rendered full prompt is fed
+  and reported as ``prompt_ids``. From this turn on the concatenation no longer equals what the
+  model saw, so a trainer must drop or re-split such trajectories.
+
+Alignment caveat: keeping the sampled ids means the model may see a token sequence that
+re-tokenizing the rendered history would not produce (BPE merges across a reply's boundary,
+or a reply sampled as non-canonical tokens). That is what makes training exact (the logprobs
+belong to those very tokens) but the prompt differs from a fresh render;
+``metadata["canonical"]`` says whether encoding the rendered prompt gives the fed ids.
+
+Logprobs: one per sampled token (``SamplingParams(logprobs=0)``). The engine is built with
+``logprobs_mode="processed_logprobs"`` (vLLM >= 0.10.2; older versions return raw logprobs),
+i.e. ``log_softmax(logits / temperature)`` as in hf.py when ``top_p == 1``; with ``top_p < 1``
+vLLM renormalizes over the nucleus, so its logprobs are higher than the trainer's recomputation.
+Text: a stop string is kept in ``text`` (``include_stop_str_in_output``), as hf.py does.
+
+Weights: :meth:`VLLMPolicy.sync_weights` copies a trainer's HF model into the engine with
+``LLM.apply_model(lambda m: m.load_weights(state_dict.items()))`` (vLLM's own HF-name weight
+loader, which fuses q/k/v and gate/up projections) and then ``LLM.reset_prefix_cache()`` so no
+KV computed with old weights is reused. The engine runs in-process
+(``VLLM_ENABLE_V1_MULTIPROCESSING=0``, set unless already set) so the tensors need no pickling.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentgym.policy.base import Completion, Conversation, SamplingParams
+
+INSTALL_HINT = "pip install 'agentgym[vllm]'"
+HISTORY_MODES = ("full", "window")
+_PROBE = "\x00agentgym-probe\x00"
+_BASE_CHAT = [{"role": "user", "content": "u"}, {"role": "assistant", "content": _PROBE}]
+
+
+def import_vllm() -> Any:
+    """The ``vllm`` module, or an ImportError that says how to install it."""
+    try:
+        import vllm
+    except ImportError as err:
+        raise ImportError(
+            f"VLLMPolicy needs vLLM, which is not installed. Install it with: {INSTALL_HINT} "
+            "(vLLM needs a CUDA GPU). Without a GPU use agentgym.policy.hf.HFPolicy, or serve a "
+            "model elsewhere and use agentgym.policy.openai.OpenAIPolicy."
+        ) from err
+    return vllm
+
+
+@dataclass(frozen=True)
+class VLLMCompletion(Completion):
+    """A Completion plus how its prompt was built (see the module docstring)."""
+
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """``alignment`` ("new", "extend", "closing", "reset"), ``canonical`` (bool) and
+    ``finish_reason`` (vLLM's)."""
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    """What to feed for one conversation's turn."""
+
+    key: str
+    rendered: str
+    """The chat template's render of the conversation, generation prompt included."""
+    base_ids: tuple[int, ...]
+    """Ids fed and sampled in earlier turns, as they were (empty on a new sequence)."""
+    prompt_ids: tuple[int, ...]
+    """New prompt tokens this turn (``Completion.prompt_ids``)."""
+    alignment: str
+    canonical: bool
+    """Whether encoding ``rendered`` gives exactly ``input_ids``."""
+
+    @property
+    def input_ids(self) -> tuple[int, ...]:
+        """The whole token prompt given to the engine."""
+        return self.base_ids + self.prompt_ids
+
+
+@dataclass
+class _Episode:
+    ids: tuple[int, ...]
+    """Every token fed or sampled so far."""
+    text: str
+    """The text those ids stand for: last render + decoded response (special tokens kept)."""
+    prompt_text: str
+    """Last turn's render; the next render must extend it, or the history changed."""
+    ended_eos: bool
+
+
+class PromptTracker:
+    """Per-conversation token bookkeeping, hf.py's convention, for engines fed token ids.
+
+    Args:
+        tokenizer: a HF tokenizer with a chat template.
+        history: ``"full"`` (keep state across turns, report increments) or ``"window"``
+            (every turn is a new sequence).
+    """
+
+    def __init__(self, tokenizer: Any, *, history: str = "full") -> None:
+        if history not in HISTORY_MODES:
+            raise ValueError(f"history={history!r}; expected one of {HISTORY_MODES}")
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError("the tokenizer has no chat_template; set tokenizer.chat_template")
+        self.tokenizer = tokenizer
+        self.history = history
+        self.stats = {"extend": 0, "closing": 0, "reset": 0, "non_canonical": 0}
+        """How often each non-trivial alignment happened, and non-canonical prompts fed."""
+        self._episodes: dict[str, _Episode] = {}
+
+    def render(self, messages: Sequence[Mapping[str, str]], generation_prompt: bool = True) -> str:
+        """The chat template's text for ``messages``."""
+        return self.tokenizer.apply_chat_template(
+            [dict(m) for m in messages], tokenize=False, add_generation_prompt=generation_prompt
+        )
+
+    def encode(self, text: str) -> tuple[int, ...]:
+        """Token ids of ``text`` (no special tokens added)."""
+        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids``, special tokens kept, no clean-up (so it concatenates exactly)."""
+        return self.tokenizer.decode(
+            list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
+
+    def prepare(self, key: str, messages: Sequence[Mapping[str, str]]) -> PromptPlan:
+        """Plan this turn's prompt for conversation ``key`` (does not change the state)."""
+        rendered = self.render(messages)
+        ep = self._episodes.get(key) if self.history == "full" else None
+        base: tuple[int, ...] = ()
+        suffix: str | None = None
+        alignment = "new"
+        if ep is not None:
+            if rendered.startswith(ep.prompt_text):  # the history so far is unchanged
+                suffix, alignment = increment(ep.text, rendered), "extend"
+                if suffix is None:
+                    eos = self._eos_text(ep.ended_eos)
+                    suffix, alignment = closing_increment(self.render, messages, eos), "closing"
+            if suffix is None:
+                alignment = "reset"
+            else:
+                base = ep.ids
+        if suffix is None:  # a new sequence: the whole render
+            suffix = rendered
+        prompt_ids = self.encode(suffix)
+        canonical = self.encode(rendered) == base + prompt_ids if base else True
+        return PromptPlan(key, rendered, base, prompt_ids, alignment, canonical)
+
+    def record(self, plan: PromptPlan, response_ids: Sequence[int], ended_eos: bool) -> None:
+        """Remember what was fed and sampled for ``plan.key`` (full-history mode only)."""
+        if plan.alignment != "new":
+            self.stats[plan.alignment] += 1
+        self.stats["non_canonical"] += not plan.canonical
+        if self.history != "full":
+            return
+        self._episodes[plan.key] = _Episode(
+            ids=plan.input_ids + tuple(response_ids),
+            text=plan.rendered + self.decode(response_ids),
+            prompt_text=plan.rendered,
+            ended_eos=ended_eos,
+        )
+
+    def end(self, keys: Sequence[str]) -> None:
+        """Forget these conversations (unknown keys are fine)."""
+        for key in keys:
+            self._episodes.pop(key, None)
+
+    @property
+    def keys(self) -> list[str]:
+        """Keys of the conversations whose state is kept."""
+        return list(self._episodes)
+
+    def _eos_text(self, ended_eos: bool) -> str:
+        return (self.tokenizer.eos_token or "") if ended_eos else ""
+
+
+def increment(fed_text: str, rendered: str) -> str | None:
+    """The text ``rendered`` adds after ``fed_text``, or None when it does not extend it."""
+    return rendered[len(fed_text) :] if rendered.startswith(fed_text) else None
+
+
+def closing_increment(
+    render: Callable[..., str], messages: Sequence[Mapping[str, str]], fed_eos: str = ""
+) -> str | None:
+    """Close the last reply with the template's own marker, then render what came after it.
+
+    ``render(messages, generation_prompt)`` is the chat template. The marker is what the
+    template writes after an assistant reply (found with a probe chat); ``fed_eos`` (the eos
+    text, when the reply already ended with it) is not repeated. None when there is no assistant
+    reply or the template does not render the probe chat as a prefix.
+    """
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
+    if last < 0:
+        return None
+    try:
+        head = render(_BASE_CHAT, False)
+        closing = head[head.index(_PROBE) + len(_PROBE) :]
+        full = render(_BASE_CHAT + [dict(m) for m in messages[last + 1 :]], True)
+    except Exception:  # a template that will not render the probe chat
+        return None
+    if not full.startswith(head):
+        return None
+    if fed_eos and closing.startswith(fed_eos):
+        closing = closing[len(fed_eos) :]
+    return closing + full[len(head) :]
+
+
+class VLLMPolicy:
+    """A vLLM engine as a Policy (GPU), token layout as ``HFPolicy``'s (module docstring).
+
+    Args:
+        model: a local Hugging Face model folder (or any name vLLM can load).
+        dtype: weights and activations dtype in the engine.
+        gpu_memory_utilization: share of GPU memory vLLM may take (weights + KV cache).
+        enable_prefix_caching: reuse KV blocks of shared prompt prefixes (earlier turns).
+        seed: the engine's seed (requests with ``SamplingParams.seed`` use their own).
+        max_model_len: longest prompt + reply, in tokens.
+        history: ``"full"`` (increments, prefix reuse) or ``"window"`` (a new sequence a turn).
+        **engine_kwargs: passed on to ``vllm.LLM``.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        dtype: str = "bfloat16",
+        gpu_memory_utilization: float = 0.85,
+        enable_prefix_caching: bool = True,
+        seed: int = 0,
+        max_model_len: int = 4096,
+        history: str = "full",
+        **engine_kwargs: Any,
+    ) -> None:
+        vllm = import_vllm()
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # for sync_weights
+        self._vllm = vllm
+        self.max_model_len = max_model_len
+        engine_kwargs = dict(
+            model=str(model),
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_prefix_caching=enable_prefix_caching,
+            seed=seed,
+            max_model_len=max_model_len,
+            **engine_kwargs,
+        )
+        try:
+            self.llm = vllm.LLM(**{"logprobs_mode": "processed_logprobs", **engine_kwargs})
+        except TypeError as err:  # vLLM < 0.10.2 has no logprobs_mode
+            if "logprobs_mode" not in str(err) or "logprobs_mode" in engine_kwargs:
+                raise
+            warnings.warn(
+                f"vLLM {vllm.__version__} has no logprobs_mode: logprobs are raw "
+                "log_softmax(logits), equal to hf.py's only at temperature 1",
+                stacklevel=2,
+            )
+            self.llm = vllm.LLM(**engine_kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.tracker = PromptTracker(self.tokenizer, history=history)
+        eos = self.tokenizer.eos_token_id
+        self.eos_ids = frozenset([eos] if eos is not None else [])
+
+    def generate(
+        self, conversations: Sequence[Conversation], sampling: SamplingParams
+    ) -> list[Completion]:
+        """One completion per conversation, in order, all in one engine call."""
+        if sampling.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {sampling.max_new_tokens}")
+        keys = [c.key for c in conversations]
+        if len(set(keys)) != len(keys):
+            raise ValueError("conversation keys must be unique within a generate call")
+        if sampling.top_p < 1.0 and sampling.temperature > 0:
+            warnings.warn(
+                "top_p < 1: vLLM's logprobs are renormalized over the nucleus and will not "
+                "match the trainer's full-vocabulary recomputation",
+                stacklevel=2,
+            )
+        plans = [self.tracker.prepare(c.key, c.messages) for c in conversations]
+        for plan in plans:
+            need = len(plan.input_ids) + sampling.max_new_tokens
+            if need > self.max_model_len:
+                raise ValueError(
+                    f"conversation {plan.key!r} would reach {need} tokens, past "
+                    f"max_model_len={self.max_model_len}; use history='window' or end sooner"
+                )
+        prompts = [{"prompt_token_ids": list(p.input_ids)} for p in plans]
+        params = [self._params(sampling, i) for i in range(len(plans))]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        completions: list[Completion] = []
+        for plan, out in zip(plans, outputs, strict=True):
+            sample = out.outputs[0]
+            ids = tuple(sample.token_ids)
+            logprobs = tuple(
+                float(step[tok].logprob) for tok, step in zip(ids, sample.logprobs, strict=True)
+            )
+            self.tracker.record(plan, ids, ended_eos=bool(ids) and ids[-1] in self.eos_ids)
+            completions.append(
+                VLLMCompletion(
+                    text=sample.text,
+                    token_ids=ids,
+                    logprobs=logprobs,
+                    prompt_ids=plan.prompt_ids,
+                    metadata={
+                        "alignment": plan.alignment,
+                        "canonical": plan.canonical,
+                        "finish_reason": sample.finish_reason,
+                    },
+                )
+            )
+        return completions
+
+    def end_episodes(self, keys: Sequence[str]) -> None:
+        """Forget the token history of these conversations (vLLM evicts their KV blocks)."""
+        self.tracker.end(keys)
+
+    def sync_weights(self, model: Any) -> None:
+        """Load a trainer's updated HF model weights into the engine (see the module docstring).
+
+        ``model`` is a transformers causal LM of the same architecture (merge LoRA adapters
+        first, e.g. peft's ``merge_and_unload``). Drops the prefix cache afterwards.
+        """
+        weights = [(name, t.detach()) for name, t in model.state_dict().items()]
+        self.llm.apply_model(lambda m: m.load_weights(iter(weights)))
+        self.llm.reset_prefix_cache()
+
+    def _params(self, sampling: SamplingParams, index: int) -> Any:
+        """vLLM sampling parameters; request ``index`` of a call gets ``seed + index``."""
+        return self._vllm.SamplingParams(
+            n=1,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_new_tokens,
+            stop=list(sampling.stop) or None,
+            seed=None if sampling.seed is None else sampling.seed + index,
+            logprobs=0,
+            include_stop_str_in_output=True,
+        )

@@ -1,0 +1,443 @@
+"""Run untrusted Python in a separate, limited and (where the host allows) isolated process.
+
+:class:`Sandbox` runs a program with the interpreter's standard library only (``python -I -S``)
+in a fresh process with:
+
+- wall-clock and CPU time limits (``RLIMIT_CPU``; the whole process tree is killed at the wall
+  limit), a memory limit (``RLIMIT_AS``), a process-count limit (``RLIMIT_NPROC``), a file-size
+  limit (``RLIMIT_FSIZE``) and an open-file limit (``RLIMIT_NOFILE``);
+- a private temporary working directory, removed afterwards;
+- an empty environment (only ``PATH=/usr/bin:/bin``);
+- stdout and stderr each capped while they are read (the rest is counted, not kept).
+
+The limits are set by a small launcher inside the sandbox, after the isolation is set up and
+before the untrusted program starts. When the host process is root, the launcher first drops to
+an unprivileged uid (``nobody``, 65534): ``RLIMIT_NPROC`` counts the processes of a user and does
+not bind root. All sandboxes of one host share that uid, so a fork bomb in one may briefly make
+``fork`` fail in another running at the same time (for at most its wall time).
+
+Isolation (the :attr:`Sandbox.isolation` attribute says which one is active):
+
+``"bwrap"``
+    bubblewrap (Debian package ``bubblewrap``, installed by ``scripts/system-deps.sh``): new
+    network (no interfaces but a private loopback), pid, ipc and uts namespaces; a file system
+    that shows only ``/usr``, the ``/bin``/``/lib*`` links, the Python installation (read-only),
+    a private ``/proc`` and ``/dev``, and a size-limited tmpfs at ``/tmp`` as the working
+    directory (so the disk cannot be filled). Host files outside that whitelist (``/etc``,
+    ``/root``, the repository, ``/home``) are not visible; the whole tree dies with the sandbox.
+``"unshare"``
+    util-linux ``unshare``: network, pid and mount namespaces (no network, the tree dies with the
+    sandbox) but the host file system stays readable as the sandbox user sees it, the working
+    directory is on the host disk (each file capped by ``RLIMIT_FSIZE``, their number is not),
+    and writes are possible wherever that user may write (e.g. ``/tmp``).
+``"none"``
+    only the resource limits, the temporary directory and the empty environment; the network and
+    the host file system are reachable, and a process that leaves the process group (``setsid``)
+    can outlive the run. A :class:`SandboxWarning` says so when this mode is chosen.
+
+``Sandbox(isolation="auto")`` picks the strongest one that works on this host (each is probed by
+running the interpreter once inside it) and warns when it falls back.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ISOLATIONS = ("bwrap", "unshare", "none")
+SANDBOX_UID = 65534
+"""The unprivileged uid and gid (``nobody``) the sandbox runs as when the host process is root."""
+SANDBOX_PATH = "/usr/bin:/bin"
+MAIN = "main.py"
+
+
+class SandboxWarning(UserWarning):
+    """The sandbox runs with weaker isolation than bubblewrap gives."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one sandboxed run."""
+
+    wall_time: float = 10.0
+    """Seconds of wall-clock time before the whole process tree is killed."""
+    cpu_time: int = 5
+    """Seconds of CPU time per process (``RLIMIT_CPU``; SIGXCPU, then SIGKILL a second later)."""
+    memory_bytes: int = 512 << 20
+    """Address-space limit per process (``RLIMIT_AS``); Python raises MemoryError beyond it."""
+    max_processes: int = 32
+    """Processes and threads of the sandbox user (``RLIMIT_NPROC``)."""
+    file_size_bytes: int = 16 << 20
+    """Largest file the program may write (``RLIMIT_FSIZE``; SIGXFSZ beyond it)."""
+    disk_bytes: int = 64 << 20
+    """Size of the working-directory tmpfs (bwrap only; other modes have no total cap)."""
+    open_files: int = 64
+    """Open file descriptors per process (``RLIMIT_NOFILE``)."""
+    output_bytes: int = 64 << 10
+    """Bytes of stdout and of stderr kept each; the rest is counted and dropped."""
+
+    def rlimits(self) -> list[tuple[str, int, int]]:
+        """``(RLIMIT name, soft, hard)`` triples the launcher applies."""
+        cpu = max(1, int(self.cpu_time))
+        return [
+            ("RLIMIT_CPU", cpu, cpu + 1),
+            ("RLIMIT_AS", self.memory_bytes, self.memory_bytes),
+            ("RLIMIT_NPROC", self.max_processes, self.max_processes),
+            ("RLIMIT_FSIZE", self.file_size_bytes, self.file_size_bytes),
+            ("RLIMIT_NOFILE", self.open_files, self.open_files),
+            ("RLIMIT_CORE", 0, 0),
+        ]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a sandboxed run produced."""
+
+    stdout: str
+    stderr: str
+    returncode: int | None
+    """Exit status; negative for a signal (e.g. -9 for SIGKILL), None if it never started."""
+    timed_out: bool
+    """The wall-time limit was hit and the process tree was killed."""
+    wall_time: float
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    isolation: str = "none"
+
+    @property
+    def ok(self) -> bool:
+        """The program ran to completion and exited with status 0."""
+        return self.returncode == 0 and not self.timed_out
+
+    def describe(self) -> str:
+        """One line saying how the run ended, for an agent or a log."""
+        if self.timed_out:
+            return f"Killed: wall-time limit exceeded ({self.wall_time:.1f} s)."
+        rc = self.returncode
+        if rc is None:
+            return "The program could not be started."
+        if rc >= 0:
+            return f"Exited with status {rc}."
+        reasons = {
+            signal.SIGXCPU: "CPU-time limit exceeded",
+            signal.SIGXFSZ: "file-size limit exceeded",
+            signal.SIGKILL: "killed (SIGKILL; CPU-time or memory limit)",
+            signal.SIGSEGV: "segmentation fault",
+        }
+        try:
+            sig = signal.Signals(-rc)
+        except ValueError:
+            return f"Killed by signal {-rc}."
+        return f"Killed: {reasons.get(sig, sig.name)}."
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _python_roots(executable: str) -> list[str]:
+    """Directories holding the interpreter, its standard library and shared libraries."""
+    roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)}
+    roots.add(os.path.dirname(os.path.dirname(executable)))
+    keep = [r for r in sorted(roots) if r != "/usr" and not r.startswith("/usr/") and r != "/"]
+    return [r for r in keep if not any(r != o and r.startswith(o + "/") for o in keep)]
+
+
+# Runs inside the sandbox with -I -S: applies the limits, drops privileges, execs the program.
+LAUNCHER = r"""
+import json, os, resource, sys
+cfg = json.loads(sys.argv[1])
+if os.getpid() == 1:  # init of a pid namespace ignores default-action signals: run as its child
+    child = os.fork()
+    while child:
+        pid, status = os.wait()
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+for name, soft, hard in cfg["rlimits"]:
+    resource.setrlimit(getattr(resource, name), (soft, hard))
+if cfg["uid"] is not None:
+    os.setgroups([])
+    os.setgid(cfg["uid"])
+    os.setuid(cfg["uid"])
+os.chdir(cfg["cwd"])
+os.umask(0o022)
+py = cfg["python"]
+os.execve(py, [py, "-I", "-S", "-B", "-X", "utf8", cfg["main"]], cfg["env"])
+"""
+
+
+class Sandbox:
+    """Runs Python programs under :class:`Limits` with the strongest isolation available.
+
+    ``isolation`` is ``"auto"`` (default) or one of ``"bwrap"``, ``"unshare"``, ``"none"``; asking
+    for a mode that does not work here raises RuntimeError. ``python`` is the interpreter run
+    inside (default: the real path of ``sys.executable``; only its standard library is visible).
+    The chosen mode is in :attr:`isolation`. Thread-safe: every run uses its own directory.
+    """
+
+    def __init__(
+        self, limits: Limits | None = None, *, isolation: str = "auto", python: str | None = None
+    ):
+        self.limits = limits or Limits()
+        self.python = os.path.realpath(python or sys.executable)
+        if isolation == "auto":
+            self.isolation = _detect(self.python)
+        elif isolation in ISOLATIONS:
+            error = _probe(isolation, self.python)
+            if error:
+                raise RuntimeError(f"Sandbox isolation {isolation!r} does not work here: {error}")
+            self.isolation = isolation
+        else:
+            raise ValueError(f"isolation must be 'auto' or one of {ISOLATIONS}, got {isolation!r}")
+
+    def run(
+        self,
+        code: str,
+        *,
+        stdin: str = "",
+        files: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+    ) -> RunResult:
+        """Run ``code`` as ``main.py`` in a fresh working directory holding ``files``.
+
+        ``stdin`` is the program's standard input. ``files`` maps plain file names to text put
+        read-only (bwrap) or readable next to the program. Never raises for anything the
+        program does; returns what it printed and how it ended.
+        """
+        job = _Job(self.isolation, self.python, code, stdin, dict(files or {}))
+        return _run(job, limits or self.limits)
+
+    def __repr__(self) -> str:
+        return f"Sandbox(isolation={self.isolation!r}, limits={self.limits})"
+
+
+@dataclass(frozen=True)
+class _Job:
+    isolation: str
+    python: str
+    code: str
+    stdin: str
+    files: dict[str, str]
+
+    @property
+    def uid(self) -> int | None:
+        """The uid the launcher drops to (None: keep the caller's, which is not root)."""
+        return SANDBOX_UID if _is_root() else None
+
+
+def _run(job: _Job, limits: Limits) -> RunResult:
+    for name in job.files:
+        if not name or "/" in name or name in (".", "..", MAIN) or name.startswith("."):
+            raise ValueError(f"file name {name!r} must be a plain name other than {MAIN!r}")
+    host_dir = tempfile.mkdtemp(prefix="agentgym-sandbox-")
+    try:
+        for name, text in {MAIN: job.code, **job.files, ".stdin": job.stdin}.items():
+            with open(os.path.join(host_dir, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        if job.uid is not None and job.isolation != "bwrap":
+            os.chown(host_dir, job.uid, job.uid)
+        argv = _command(job, host_dir, limits)
+        with open(os.path.join(host_dir, ".stdin"), "rb") as stdin_file:
+            os.unlink(stdin_file.name)  # the program reads it from fd 0 only
+            return _execute(argv, stdin_file, limits, job.isolation)
+    finally:
+        shutil.rmtree(host_dir, ignore_errors=True)
+
+
+def _command(job: _Job, host_dir: str, limits: Limits) -> list[str]:
+    """The full command line: isolation prefix, then the launcher with its configuration."""
+    cwd = "/tmp" if job.isolation == "bwrap" else host_dir
+    config = {
+        "rlimits": limits.rlimits(),
+        "uid": job.uid,
+        "cwd": cwd,
+        "python": job.python,
+        "main": os.path.join(cwd, MAIN),
+        "env": {"PATH": SANDBOX_PATH},
+    }
+    launch = [job.python, "-I", "-S", "-c", LAUNCHER, json.dumps(config)]
+    if job.isolation == "bwrap":
+        return _bwrap_prefix(job.python, host_dir, [MAIN, *job.files], limits) + launch
+    if job.isolation == "unshare":
+        return _unshare_prefix() + launch
+    return launch
+
+
+def _bwrap_prefix(python: str, host_dir: str, names: list[str], limits: Limits) -> list[str]:
+    args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid"]
+    args += ["--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+    if _is_root():
+        # Privileged bwrap without a user namespace: a user namespace would map the sandbox
+        # to host uid 0, which RLIMIT_NPROC exempts. The launcher needs these two
+        # capabilities to drop to SANDBOX_UID; it holds none after that.
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        args += ["--unshare-user", "--disable-userns"]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for root in _python_roots(python):
+        parents = [os.path.dirname(root)]
+        while parents[-1] != "/":
+            parents.append(os.path.dirname(parents[-1]))
+        for parent in reversed(parents[:-1]):  # bwrap would create them owner-only
+            args += ["--perms", "0755", "--dir", parent]
+        args += ["--ro-bind", root, root]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--size", str(limits.disk_bytes), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"]
+    for name in names:
+        args += ["--ro-bind", os.path.join(host_dir, name), f"/tmp/{name}"]
+    return args + ["--clearenv", "--setenv", "PATH", SANDBOX_PATH, "--chdir", "/tmp", "--"]
+
+
+def _unshare_prefix() -> list[str]:
+    args = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    return args if _is_root() else args[:1] + ["--user", "--map-root-user"] + args[1:]
+
+
+def _execute(argv: list[str], stdin_file: object, limits: Limits, isolation: str) -> RunResult:
+    """Start ``argv`` in its own session, read capped output, enforce the wall time."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=stdin_file,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={"PATH": SANDBOX_PATH},
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        return RunResult("", f"sandbox: cannot start: {exc}", None, False, 0.0, isolation=isolation)
+    out, err, timed_out = _collect(proc, start + limits.wall_time, limits.output_bytes)
+    returncode = proc.wait()  # the main process is dead or exited by now
+    if isolation != "none" and returncode > 128 and returncode - 128 in signal.valid_signals():
+        returncode = 128 - returncode  # the namespace's init reports a signal as 128 + signal
+    return RunResult(
+        stdout=out.text(),
+        stderr=err.text(),
+        returncode=returncode,
+        timed_out=timed_out,
+        wall_time=time.monotonic() - start,
+        stdout_truncated=out.dropped > 0,
+        stderr_truncated=err.dropped > 0,
+        isolation=isolation,
+    )
+
+
+@dataclass
+class _Capped:
+    """An output stream kept up to ``cap`` bytes; later bytes are only counted."""
+
+    cap: int
+    data: bytearray = field(default_factory=bytearray)
+    dropped: int = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = max(0, self.cap - len(self.data))
+        self.data += chunk[:room]
+        self.dropped += max(0, len(chunk) - room)
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _collect(proc: subprocess.Popen, deadline: float, cap: int) -> tuple[_Capped, _Capped, bool]:
+    """Read stdout/stderr until both close; kill the tree at the deadline.
+
+    Without a pid namespace a descendant that left the process group (``setsid``) can hold the
+    pipes open after the main process ended or was killed: reading stops one second later.
+    """
+    streams = {proc.stdout: _Capped(cap), proc.stderr: _Capped(cap)}
+    timed_out, ended_at = False, None
+    with selectors.DefaultSelector() as sel:
+        for stream in streams:
+            sel.register(stream, selectors.EVENT_READ)
+        while sel.get_map():
+            now = time.monotonic()
+            if now >= deadline and not timed_out:
+                timed_out = True
+                _kill_tree(proc)
+            if ended_at is None and (timed_out or proc.poll() is not None):
+                ended_at = now
+            if ended_at is not None and now - ended_at > 0.5:
+                _kill_tree(proc)
+                if now - ended_at > 1.0:
+                    break
+            for key, _ in sel.select(timeout=max(0.01, min(0.1, deadline - now))):
+                chunk = os.read(key.fd, 1 << 16)
+                if chunk:
+                    streams[key.fileobj].add(chunk)
+                else:
+                    sel.unregister(key.fileobj)
+    for stream in streams:
+        stream.close()
+    return streams[proc.stdout], streams[proc.stderr], timed_out
+
+
+def _probe(isolation: str, python: str) -> str:
+    """Empty string if ``isolation`` works here, else why not."""
+    if isolation == "bwrap" and shutil.which("bwrap") is None:
+        return "bwrap is not installed (apt-get install bubblewrap)"
+    if isolation == "unshare" and shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    job = _Job(isolation, python, "print('sandbox-ok')", "", {})
+    result = _run(job, Limits(wall_time=20.0))
+    if result.ok and result.stdout.strip() == "sandbox-ok":
+        return ""
+    return (result.stderr.strip() or result.describe())[-500:]
+
+
+@functools.cache
+def _detect(python: str) -> str:
+    """The strongest isolation that works on this host (probed once per interpreter)."""
+    errors = {}
+    for isolation in ISOLATIONS:
+        error = _probe(isolation, python)
+        if not error:
+            break
+        errors[isolation] = error
+    else:
+        raise RuntimeError(
+            f"No sandbox isolation works with the interpreter {python} ({errors}). As root the "
+            f"sandbox runs as uid {SANDBOX_UID}, which must be able to read the interpreter and "
+            "its standard library: pass Sandbox(python=...) one under /usr, or install bubblewrap."
+        )
+    if errors:
+        why = "; ".join(f"{name}: {msg}" for name, msg in errors.items())
+        lost = "file-system isolation" if isolation == "unshare" else "network and file isolation"
+        warnings.warn(
+            f"Sandbox falls back to isolation={isolation!r} without {lost} ({why}). "
+            "Untrusted code can read host files"
+            + ("" if isolation == "unshare" else " and reach the network")
+            + "; install bubblewrap (scripts/system-deps.sh) and allow user namespaces.",
+            SandboxWarning,
+            stacklevel=3,
+        )
+    return isolation
+
+
+__all__ = ["ISOLATIONS", "LAUNCHER", "Limits", "RunResult", "Sandbox", "SandboxWarning"]
