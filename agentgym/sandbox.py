@@ -1,30 +1,25 @@
 """Run untrusted Python in a separate, limited and (where the host allows) isolated process.
 
 :class:`Sandbox` runs a program with the interpreter's standard library only (``python -I -S``)
-in a fresh process with:
-
-- wall-clock and CPU time limits (``RLIMIT_CPU``; the whole process tree is killed at the wall
-  limit), a memory limit (``RLIMIT_AS``), a process-count limit (``RLIMIT_NPROC``), a file-size
-  limit (``RLIMIT_FSIZE``) and an open-file limit (``RLIMIT_NOFILE``);
-- a private temporary working directory, removed afterwards;
-- an empty environment (only ``PATH=/usr/bin:/bin``);
-- stdout and stderr each capped while they are read (the rest is counted, not kept).
+in a fresh process under :class:`Limits` (wall and CPU time, memory, processes, file size, open
+files, output kept), in a private temporary working directory removed afterwards, with an
+empty environment (only ``PATH=/usr/bin:/bin``). At the wall limit the whole tree is killed.
 
 The limits are set by a small launcher inside the sandbox, after the isolation is set up and
-before the untrusted program starts. When the host process is root, the launcher first drops to
-an unprivileged uid (``nobody``, 65534): ``RLIMIT_NPROC`` counts the processes of a user and does
-not bind root. All sandboxes of one host share that uid, so a fork bomb in one may briefly make
-``fork`` fail in another running at the same time (for at most its wall time).
+before the untrusted program starts. When the host process is root, the launcher also drops to
+an unprivileged uid (default ``nobody``, 65534): ``RLIMIT_NPROC`` counts the processes of a user
+and does not bind root. Sandboxes with the same uid share that count, so a fork bomb in one can
+make another one running at the same time fail to start (for at most its wall time); give
+parallel workers distinct uids (``Sandbox(uid=...)``) to keep them apart.
 
 Isolation (the :attr:`Sandbox.isolation` attribute says which one is active):
 
 ``"bwrap"``
-    bubblewrap (Debian package ``bubblewrap``, installed by ``scripts/system-deps.sh``): new
-    network (no interfaces but a private loopback), pid, ipc and uts namespaces; a file system
-    that shows only ``/usr``, the ``/bin``/``/lib*`` links, the Python installation (read-only),
-    a private ``/proc`` and ``/dev``, and a size-limited tmpfs at ``/tmp`` as the working
-    directory (so the disk cannot be filled). Host files outside that whitelist (``/etc``,
-    ``/root``, the repository, ``/home``) are not visible; the whole tree dies with the sandbox.
+    bubblewrap (Debian ``bubblewrap``, installed by ``scripts/system-deps.sh``): new network
+    (only a private loopback), pid, ipc and uts namespaces; the file system shows only ``/usr``,
+    the ``/bin``/``/lib*`` links and the Python installation (read-only), a private ``/proc`` and
+    ``/dev``, and a size-limited tmpfs at ``/tmp``, the working directory (the disk cannot be
+    filled). ``/etc``, ``/root``, ``/home``, the repository are not there; the tree dies with it.
 ``"unshare"``
     util-linux ``unshare``: network, pid and mount namespaces (no network, the tree dies with the
     sandbox) but the host file system stays readable as the sandbox user sees it, the working
@@ -54,11 +49,13 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from agentgym.isolation import LAUNCHER, SANDBOX_PATH, bwrap_prefix, unshare_prefix
 
 ISOLATIONS = ("bwrap", "unshare", "none")
 SANDBOX_UID = 65534
-"""The unprivileged uid and gid (``nobody``) the sandbox runs as when the host process is root."""
-SANDBOX_PATH = "/usr/bin:/bin"
+"""The unprivileged uid and gid (``nobody``) a sandbox runs as by default when the host is root."""
 MAIN = "main.py"
 
 
@@ -123,7 +120,7 @@ class RunResult:
     def describe(self) -> str:
         """One line saying how the run ended, for an agent or a log."""
         if self.timed_out:
-            return f"Killed: wall-time limit exceeded ({self.wall_time:.1f} s)."
+            return "Killed: wall-time limit exceeded."
         rc = self.returncode
         if rc is None:
             return "The program could not be started."
@@ -146,52 +143,30 @@ def _is_root() -> bool:
     return os.geteuid() == 0
 
 
-def _python_roots(executable: str) -> list[str]:
-    """Directories holding the interpreter, its standard library and shared libraries."""
-    roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)}
-    roots.add(os.path.dirname(os.path.dirname(executable)))
-    keep = [r for r in sorted(roots) if r != "/usr" and not r.startswith("/usr/") and r != "/"]
-    return [r for r in keep if not any(r != o and r.startswith(o + "/") for o in keep)]
-
-
-# Runs inside the sandbox with -I -S: applies the limits, drops privileges, execs the program.
-LAUNCHER = r"""
-import json, os, resource, sys
-cfg = json.loads(sys.argv[1])
-if os.getpid() == 1:  # init of a pid namespace ignores default-action signals: run as its child
-    child = os.fork()
-    while child:
-        pid, status = os.wait()
-        if pid == child:
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(128 - code if code < 0 else code)
-for name, soft, hard in cfg["rlimits"]:
-    resource.setrlimit(getattr(resource, name), (soft, hard))
-if cfg["uid"] is not None:
-    os.setgroups([])
-    os.setgid(cfg["uid"])
-    os.setuid(cfg["uid"])
-os.chdir(cfg["cwd"])
-os.umask(0o022)
-py = cfg["python"]
-os.execve(py, [py, "-I", "-S", "-B", "-X", "utf8", cfg["main"]], cfg["env"])
-"""
-
-
 class Sandbox:
     """Runs Python programs under :class:`Limits` with the strongest isolation available.
 
     ``isolation`` is ``"auto"`` (default) or one of ``"bwrap"``, ``"unshare"``, ``"none"``; asking
     for a mode that does not work here raises RuntimeError. ``python`` is the interpreter run
     inside (default: the real path of ``sys.executable``; only its standard library is visible).
-    The chosen mode is in :attr:`isolation`. Thread-safe: every run uses its own directory.
+    ``uid``: the user the program runs as when the host process is root (give parallel workers
+    distinct uids so that their process limits are separate). The chosen mode is in
+    :attr:`isolation`. Thread-safe: every run uses its own directory.
     """
 
     def __init__(
-        self, limits: Limits | None = None, *, isolation: str = "auto", python: str | None = None
+        self,
+        limits: Limits | None = None,
+        *,
+        isolation: str = "auto",
+        python: str | None = None,
+        uid: int = SANDBOX_UID,
     ):
         self.limits = limits or Limits()
         self.python = os.path.realpath(python or sys.executable)
+        self.uid: int | None = int(uid) if _is_root() else None
+        if self.uid == 0:
+            raise ValueError("the sandbox must not run as uid 0; pick an unprivileged uid")
         if isolation == "auto":
             self.isolation = _detect(self.python)
         elif isolation in ISOLATIONS:
@@ -216,7 +191,7 @@ class Sandbox:
         read-only (bwrap) or readable next to the program. Never raises for anything the
         program does; returns what it printed and how it ended.
         """
-        job = _Job(self.isolation, self.python, code, stdin, dict(files or {}))
+        job = _Job(self.isolation, self.python, self.uid, code, stdin, dict(files or {}))
         return _run(job, limits or self.limits)
 
     def __repr__(self) -> str:
@@ -225,16 +200,14 @@ class Sandbox:
 
 @dataclass(frozen=True)
 class _Job:
+    """One run: where and as whom (uid None: keep the caller's, who is not root), and what."""
+
     isolation: str
     python: str
+    uid: int | None
     code: str
     stdin: str
     files: dict[str, str]
-
-    @property
-    def uid(self) -> int | None:
-        """The uid the launcher drops to (None: keep the caller's, which is not root)."""
-        return SANDBOX_UID if _is_root() else None
 
 
 def _run(job: _Job, limits: Limits) -> RunResult:
@@ -244,7 +217,7 @@ def _run(job: _Job, limits: Limits) -> RunResult:
     host_dir = tempfile.mkdtemp(prefix="agentgym-sandbox-")
     try:
         for name, text in {MAIN: job.code, **job.files, ".stdin": job.stdin}.items():
-            with open(os.path.join(host_dir, name), "w", encoding="utf-8") as f:
+            with open(os.path.join(host_dir, name), "w", encoding="utf-8", errors="replace") as f:
                 f.write(text)
         if job.uid is not None and job.isolation != "bwrap":
             os.chown(host_dir, job.uid, job.uid)
@@ -269,48 +242,14 @@ def _command(job: _Job, host_dir: str, limits: Limits) -> list[str]:
     }
     launch = [job.python, "-I", "-S", "-c", LAUNCHER, json.dumps(config)]
     if job.isolation == "bwrap":
-        return _bwrap_prefix(job.python, host_dir, [MAIN, *job.files], limits) + launch
+        names = [MAIN, *job.files]
+        return bwrap_prefix(job.python, host_dir, names, limits.disk_bytes, _is_root()) + launch
     if job.isolation == "unshare":
-        return _unshare_prefix() + launch
+        return unshare_prefix(_is_root()) + launch
     return launch
 
 
-def _bwrap_prefix(python: str, host_dir: str, names: list[str], limits: Limits) -> list[str]:
-    args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid"]
-    args += ["--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
-    if _is_root():
-        # Privileged bwrap without a user namespace: a user namespace would map the sandbox
-        # to host uid 0, which RLIMIT_NPROC exempts. The launcher needs these two
-        # capabilities to drop to SANDBOX_UID; it holds none after that.
-        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    else:
-        args += ["--unshare-user", "--disable-userns"]
-    args += ["--ro-bind", "/usr", "/usr"]
-    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(top):
-            args += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            args += ["--ro-bind", top, top]
-    for root in _python_roots(python):
-        parents = [os.path.dirname(root)]
-        while parents[-1] != "/":
-            parents.append(os.path.dirname(parents[-1]))
-        for parent in reversed(parents[:-1]):  # bwrap would create them owner-only
-            args += ["--perms", "0755", "--dir", parent]
-        args += ["--ro-bind", root, root]
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--size", str(limits.disk_bytes), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"]
-    for name in names:
-        args += ["--ro-bind", os.path.join(host_dir, name), f"/tmp/{name}"]
-    return args + ["--clearenv", "--setenv", "PATH", SANDBOX_PATH, "--chdir", "/tmp", "--"]
-
-
-def _unshare_prefix() -> list[str]:
-    args = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
-    return args if _is_root() else args[:1] + ["--user", "--map-root-user"] + args[1:]
-
-
-def _execute(argv: list[str], stdin_file: object, limits: Limits, isolation: str) -> RunResult:
+def _execute(argv: list[str], stdin_file: BinaryIO, limits: Limits, isolation: str) -> RunResult:
     """Start ``argv`` in its own session, read capped output, enforce the wall time."""
     start = time.monotonic()
     try:
@@ -404,7 +343,8 @@ def _probe(isolation: str, python: str) -> str:
         return "bwrap is not installed (apt-get install bubblewrap)"
     if isolation == "unshare" and shutil.which("unshare") is None:
         return "unshare (util-linux) is not installed"
-    job = _Job(isolation, python, "print('sandbox-ok')", "", {})
+    uid = SANDBOX_UID if _is_root() else None
+    job = _Job(isolation, python, uid, "print('sandbox-ok')", "", {})
     result = _run(job, Limits(wall_time=20.0))
     if result.ok and result.stdout.strip() == "sandbox-ok":
         return ""
@@ -440,4 +380,4 @@ def _detect(python: str) -> str:
     return isolation
 
 
-__all__ = ["ISOLATIONS", "LAUNCHER", "Limits", "RunResult", "Sandbox", "SandboxWarning"]
+__all__ = ["ISOLATIONS", "Limits", "RunResult", "Sandbox", "SandboxWarning"]

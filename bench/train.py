@@ -159,6 +159,8 @@ class Result:
     samples: int
     seconds: float
     """Median wall time of one update."""
+    cpu: float
+    """Median CPU time of one update (all threads; less sensitive to other jobs than wall time)."""
     ratio: float
     """Mean PPO ratio new/old at the update (1.0 when the layout scores tokens like the rollout)."""
 
@@ -178,9 +180,9 @@ def run_layout(
     groups = micro_batches(samples, MICRO_BATCH_TOKENS)
     padded = sum(len(g) * max(len(s.input_ids) for s in g) for g in groups)
     start = copy.deepcopy(model.state_dict())
-    times, ratios = [], []
+    times, cpus, ratios = [], [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         stats = ppo_update(
             model,
             optimizer,
@@ -190,6 +192,7 @@ def run_layout(
             pad_id=pad_id,
         )
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         ratios.append(stats["ratio"])
         model.load_state_dict(start)
     n = len(batch)
@@ -198,6 +201,7 @@ def run_layout(
         padded=padded / n,
         samples=len(samples),
         seconds=statistics.median(times),
+        cpu=statistics.median(cpus),
         ratio=statistics.mean(ratios),
     )
 
@@ -264,16 +268,18 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(
-        f"{'turns':>5} | {'full tok/traj':>13} {'padded':>7} {'s/update':>9} {'ratio':>6} | "
-        f"{'window tok/traj':>15} {'padded':>7} {'samples':>7} {'s/update':>9} {'ratio':>6} | "
-        f"{'tokens x':>8} {'time x':>7}"
+        f"{'turns':>5} | {'full tok/traj':>13} {'padded':>7} {'s/update':>9} {'cpu s':>7} | "
+        f"{'window tok/traj':>15} {'padded':>7} {'samples':>7} {'s/update':>9} {'cpu s':>7} | "
+        f"{'tokens x':>8} {'time x':>7} {'cpu x':>6}"
     )
     for turns, f, w in rows:
         print(
-            f"{turns:>5} | {f.tokens:>13.0f} {f.padded:>7.0f} {f.seconds:>9.2f} {f.ratio:>6.3f} | "
-            f"{w.tokens:>15.0f} {w.padded:>7.0f} {w.samples:>7d} {w.seconds:>9.2f} "
-            f"{w.ratio:>6.3f} | {w.tokens / f.tokens:>8.2f} {w.seconds / f.seconds:>7.2f}"
+            f"{turns:>5} | {f.tokens:>13.0f} {f.padded:>7.0f} {f.seconds:>9.2f} {f.cpu:>7.1f} | "
+            f"{w.tokens:>15.0f} {w.padded:>7.0f} {w.samples:>7d} {w.seconds:>9.2f} {w.cpu:>7.1f} | "
+            f"{w.tokens / f.tokens:>8.2f} {w.seconds / f.seconds:>7.2f} {w.cpu / f.cpu:>6.2f}"
         )
+    ratios = [r.ratio for _, f, w in rows for r in (f, w)]
+    print(f"mean PPO ratio new/old at the updates: {min(ratios):.4f} .. {max(ratios):.4f}")
     return 0
 
 

@@ -12,11 +12,12 @@ text ever changes.
 things are computed; nothing in textworld, tatsu or fast_downward is patched, so the stock
 engine stays available beside it (the identity test and the benchmark run both):
 
-- :class:`FastGrammar` derives text from the game's own grammar rules with a small interpreter
-  over pre-parsed symbols: each template, rule condition and query is parsed once (memoized by
-  its text, with the stock parsers) and contexts are shared instead of deep-copied (derivation
-  never mutates them). Queries go to the same ``State.all_assignments`` in the same order, so
-  the text is identical.
+- :class:`~agentgym.envs.alfworld_grammar.FastGrammar` derives text from the game's own grammar
+  rules over pre-parsed symbols: each template, rule condition and query is parsed once
+  (memoized by its text, with the stock parsers), contexts are shared instead of deep-copied
+  (derivation never mutates them), and query answers come from the same
+  ``State.all_assignments`` in the same order, reused while the facts they read are unchanged
+  (:class:`FastPddlState` stamps each predicate when its facts change). The text is identical.
 - Translations of a (domain, problem) pair to SAS, and the initial facts the engine reads back,
   are memoized; a reset only reloads the SAS into the planner library.
 - A command that is not admissible leaves the state untouched, so the state's infos are reused
@@ -37,137 +38,25 @@ from typing import Any
 
 import fast_downward
 import textworld
-import textworld.envs.pddl.textgen as textgen
 from textworld.core import GameState
 from textworld.envs import PddlEnv
 from textworld.envs.pddl import logic as pddl_logic
-from textworld.logic import Proposition, Rule, State, Variable
+from textworld.envs.pddl.textgen import ContextSensitiveGrammar
+from textworld.logic import Proposition, Variable
 
-# -- grammar ----------------------------------------------------------------------------------
-# A parsed symbol is a tuple: ("t", text) terminal, ("n", name) nonterminal, ("e", code, source)
-# expression, ("c", symbol, query-or-None) conditional, ("l", symbol) list.
-Node = tuple
-Ctx = tuple  # (variables: dict[str, EntityInfo], mapping: dict[Placeholder, Variable])
-
-
-@functools.lru_cache(maxsize=4096)
-def parse_query(expression: str) -> Rule:
-    """``Rule.parse_conjunctive_query`` memoized by text (the Rule is only read)."""
-    return Rule.parse_conjunctive_query(expression)
-
-
-def _convert(symbol: textgen.Symbol) -> Node:
-    """Turn one textworld grammar symbol into an immutable node."""
-    if isinstance(symbol, textgen.TerminalSymbol):
-        return ("t", str(symbol.symbol))
-    if isinstance(symbol, textgen.NonterminalSymbol):
-        return ("n", str(symbol.symbol))
-    if isinstance(symbol, textgen.EvalSymbol):
-        return ("e", compile(symbol.expression, "<grammar>", "eval"), symbol.expression)
-    if isinstance(symbol, textgen.ConditionalSymbol):
-        given = parse_query(symbol.given) if symbol.given else None
-        return ("c", _convert(symbol.expression), given)
-    if isinstance(symbol, textgen.ListSymbol):
-        return ("l", _convert(symbol.symbol))
-    raise NotImplementedError(f"Unknown grammar symbol: {type(symbol).__name__}")
-
-
-@functools.lru_cache(maxsize=8192)
-def parse_symbols(text: str) -> tuple[Node, ...]:
-    """Parse grammar text with textworld's own parser, once per distinct text."""
-    return tuple(_convert(s) for s in textgen._parse_and_convert(text, rule_name="symbols"))
-
-
-class FastGrammar:
-    """Derives text from a ``ContextSensitiveGrammar`` exactly as its ``derive`` does.
-
-    The stock derivation keeps a stack of symbols, expands the top one and appends terminals to
-    the output; this does the same walk over pre-parsed nodes. Rules are applied in the stock
-    order: the first rule of a nonterminal whose condition has an assignment in the state.
-    """
-
-    def __init__(self, grammar: textgen.ContextSensitiveGrammar):
-        self._rules: dict[str, list[tuple[Rule | None, tuple[Node, ...]]]] = {
-            lhs: [
-                (parse_query(r.condition) if r.condition else None, tuple(map(_convert, r.rhs)))
-                for r in rules
-            ]
-            for lhs, rules in grammar._rules.items()
-        }
-
-    def derive(
-        self, start: str, state: State, variables: dict, mapping: dict, infos: Mapping
-    ) -> str:
-        """Text of ``start`` in a context (the arguments of the stock ``derive``'s context)."""
-        out: list[str] = []
-        ctx = (variables, mapping)
-        stack: list[tuple[Node, Ctx]] = [(node, ctx) for node in reversed(parse_symbols(start))]
-        while stack:
-            node, ctx = stack.pop()
-            kind = node[0]
-            if kind == "t":
-                out.append(node[1])
-            elif kind == "e":
-                out.append(str(eval(node[1], textgen.__dict__, dict(ctx[0]))))
-            elif kind == "n":
-                stack.extend((n, ctx) for n in reversed(self._expand(node[1], state, ctx)))
-            elif kind == "c":
-                stack.extend(
-                    reversed([(node[1], c) for c in self._query(node[2], state, ctx, infos)])
-                )
-            else:  # list
-                stack.extend(reversed(self._list_items(node[1], state, ctx, infos)))
-        return "".join(out)
-
-    def _expand(self, name: str, state: State, ctx: Ctx) -> tuple[Node, ...]:
-        rules = self._rules.get(name)
-        if not rules:
-            raise textgen.CSGUnknownSymbolError(textgen.NonterminalSymbol(name))
-        for condition, rhs in rules:
-            if (
-                condition is None
-                or next(iter(state.all_assignments(condition, ctx[1])), None) is not None
-            ):
-                return rhs
-        raise IndexError(f"No applicable production for #{name}#")
-
-    @staticmethod
-    def _query(rule: Rule | None, state: State, ctx: Ctx, infos: Mapping) -> list[Ctx]:
-        if rule is None:
-            return [ctx]
-        contexts = []
-        for found in state.all_assignments(rule, ctx[1]):
-            variables = dict(ctx[0])
-            variables.update({ph.name: infos[var.name] for ph, var in found.items()})
-            contexts.append((variables, {**ctx[1], **found}))
-        return contexts
-
-    def _list_items(
-        self, inner: Node, state: State, ctx: Ctx, infos: Mapping
-    ) -> list[tuple[Node, Ctx]]:
-        if inner[0] == "c":
-            items = [(inner[1], c) for c in self._query(inner[2], state, ctx, infos)]
-        elif inner[0] == "e":
-            items = [(("t", str(eval(inner[1], textgen.__dict__, dict(ctx[0])))), ctx)]
-        else:
-            raise NotImplementedError(f"A list of {inner[0]!r} symbols cannot be derived.")
-        if not items:
-            return [(("n", "list_empty"), ctx)]
-        if len(items) == 1:
-            return items
-        sep, last = (("n", "list_separator"), ctx), (("n", "list_last_separator"), ctx)
-        joined: list[tuple[Node, Ctx]] = []
-        for item in items[:-1]:
-            joined += [item, sep]
-        joined[-1] = last
-        return joined + [items[-1]]
+from agentgym.envs.alfworld_grammar import (
+    CHANGES,
+    AssignmentCache,
+    DeriveContext,
+    FastGrammar,
+    parse_query,
+    parse_symbols,
+)
 
 
 # -- logic and state --------------------------------------------------------------------------
 @functools.lru_cache(maxsize=8)
-def _parsed_logic(
-    domain: str, grammar: str
-) -> tuple[dict, textgen.ContextSensitiveGrammar, FastGrammar]:
+def _parsed_logic(domain: str, grammar: str) -> tuple[dict, ContextSensitiveGrammar, FastGrammar]:
     logic = pddl_logic.GameLogic(domain=domain, grammar=grammar)
     return logic.actions, logic.grammar, FastGrammar(logic.grammar)
 
@@ -182,22 +71,39 @@ def game_logic(domain: str, grammar: str) -> pddl_logic.GameLogic:
     return logic
 
 
-@functools.lru_cache(maxsize=256)
-def _translate(domain: str, problem: str) -> tuple[Any, str, str]:
-    """Fast Downward's PDDL -> SAS translation (plain and optimized for replanning), memoized.
-
-    The translator overwrites ``sys.argv`` for its option parser; it is restored here.
-    """
+def _pddl2sas(domain: str, problem: str, optimize: bool) -> tuple[Any, str]:
     argv = list(sys.argv)
     try:
-        task, sas = fast_downward.pddl2sas(domain, problem)
-        _, sas_replan = fast_downward.pddl2sas(domain, problem, optimize=True)
+        return fast_downward.pddl2sas(domain, problem, optimize=optimize)
     finally:
-        sys.argv[:] = argv
-    return task, sas, sas_replan
+        sys.argv[:] = argv  # the translator overwrites sys.argv for its option parser
+
+
+@functools.lru_cache(maxsize=16)
+def translate(domain: str, problem: str) -> tuple[Any, str]:
+    """Fast Downward's plain PDDL -> SAS translation (the engine's state), memoized."""
+    return _pddl2sas(domain, problem, optimize=False)
+
+
+@functools.lru_cache(maxsize=16)
+def translate_replan(domain: str, problem: str) -> str:
+    """The optimized translation the planner searches (``replan``), memoized."""
+    return _pddl2sas(domain, problem, optimize=True)[1]
 
 
 _INITIAL_FACTS: dict[tuple[str, str], tuple] = {}
+_INITIAL_FACTS_MAX = 64
+
+
+def clear_caches() -> None:
+    """Forget every memo: parsed grammars, symbols and queries, translations, initial facts
+    (for cold-start measurements)."""
+    _parsed_logic.cache_clear()
+    parse_symbols.cache_clear()
+    parse_query.cache_clear()
+    translate.cache_clear()
+    translate_replan.cache_clear()
+    _INITIAL_FACTS.clear()
 
 
 class FastPddlState(pddl_logic.PddlState):
@@ -211,7 +117,8 @@ class FastPddlState(pddl_logic.PddlState):
         self._logic = logic
         self.downward_lib = downward_lib
         self.pddl_problem = pddl_problem
-        self.task, self.sas, self.sas_replan = _translate(logic.domain, pddl_problem)
+        self.task, self.sas = translate(logic.domain, pddl_problem)
+        self._replan_loaded = False
         self._actions = {a.name: a for a in self.task.actions}
         for type_ in self.task.types:
             try:
@@ -219,13 +126,39 @@ class FastPddlState(pddl_logic.PddlState):
             except ValueError:
                 pass  # already known (the stock constructor ignores it too)
         downward_lib.load_sas(self.sas.encode("utf-8"))
-        downward_lib.load_sas_replan(self.sas_replan.encode("utf-8"))
         self.name2type = {o.name: o.type_name for o in self.task.objects}
         key = (logic.domain, pddl_problem)
         if key not in _INITIAL_FACTS:
+            if len(_INITIAL_FACTS) >= _INITIAL_FACTS_MAX:
+                _INITIAL_FACTS.pop(next(iter(_INITIAL_FACTS)))
             _INITIAL_FACTS[key] = self._read_initial_facts()
         for facts in _INITIAL_FACTS[key]:
             self.add_facts(facts)
+        self.versions: dict[str, int] = {}  # predicate -> last change touching it (0: as loaded)
+
+    def add_fact(self, prop: Proposition) -> None:
+        """Add a fact, stamping its predicate as changed (see :class:`AssignmentCache`)."""
+        super().add_fact(prop)
+        if hasattr(self, "versions"):
+            self.versions[prop.name] = next(CHANGES)
+
+    def remove_fact(self, prop: Proposition) -> None:
+        """Remove a fact, stamping its predicate as changed."""
+        super().remove_fact(prop)
+        if hasattr(self, "versions"):
+            self.versions[prop.name] = next(CHANGES)
+
+    @property
+    def sas_replan(self) -> str:
+        """The optimized translation for the planner, made on first use."""
+        return translate_replan(self._logic.domain, self.pddl_problem)
+
+    def replan(self, infos: Mapping) -> list[str]:
+        """The stock ``replan``, after loading the planner's translation on first use."""
+        if not self._replan_loaded:
+            self.downward_lib.load_sas_replan(self.sas_replan.encode("utf-8"))
+            self._replan_loaded = True
+        return super().replan(infos)
 
     def _read_initial_facts(self) -> tuple[tuple, tuple]:
         """Facts of the problem's ``:init``, then those the planner library reports true, read as
@@ -270,12 +203,15 @@ class FastPddlEnv(PddlEnv):
         self._game_data = data
         self.walkthrough = data.get("walkthrough", None)
         self._logic = game_logic(data["pddl_domain"], data["grammar"])
+        self._answers = AssignmentCache()
         self._pddl_state = self._new_state()
         self._entity_infos = self._get_entity_infos()
 
     def _derive(self, start: str, variables: dict, mapping: dict) -> str:
-        grammar: FastGrammar = self._logic.fast_grammar
-        return grammar.derive(start, self._pddl_state, variables, mapping, self._entity_infos)
+        context = DeriveContext(
+            self._pddl_state, self._entity_infos, variables, mapping, self._answers
+        )
+        return self._logic.fast_grammar.derive(start, context)
 
     def _new_state(self) -> FastPddlState:
         return FastPddlState(self.downward_lib, self._game_data["pddl_problem"], self._logic)

@@ -30,8 +30,14 @@ import textworld
 from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
 
 from agentgym.envs.alfworld_fast import FastPddlEnv
-from agentgym.envs.alfworld_gen import GEN_VERSION, SPLITS, TASK_TYPES, canonical_task_type
-from agentgym.envs.alfworld_gen import sample_game
+from agentgym.envs.alfworld_gen import (
+    GEN_VERSION,
+    SPLITS,
+    TASK_TYPES,
+    canonical_task_type,
+    sample_game,
+)
+from agentgym.envs.alfworld_plan import expert_plan
 
 MAX_ATTEMPTS = 25
 """Candidates drawn for one seed before giving up (unsolvable samples are rare)."""
@@ -75,21 +81,22 @@ _SOLVER: list[Any] = []
 def _solver() -> Any:
     """One engine per process for solvability checks (it holds a copy of the planner library)."""
     if not _SOLVER:
-        infos = textworld.EnvInfos(admissible_commands=True, won=True, extras=["walkthrough"])
+        infos = textworld.EnvInfos(admissible_commands=True, won=True)
         _SOLVER.append(AlfredDemangler(FastPddlEnv(infos), shuffle=False))
     return _SOLVER[0]
 
 
-def solve(game: dict[str, Any]) -> list[str] | None:
-    """The planner's walkthrough of ``game`` if replaying it wins, else None.
+def solve(game: dict[str, Any], traj: dict[str, Any]) -> list[str] | None:
+    """The planner's walkthrough of ``game`` if replaying it on the full game wins, else None.
 
-    The plan is Fast Downward's (the planner TextWorld's PDDL engine uses for
-    ``policy_commands``); every command of it must be admissible when played.
+    The plan comes from Fast Downward, the planner of TextWorld's PDDL engine (see
+    :func:`agentgym.envs.alfworld_plan.expert_plan`); every command of it must be admissible
+    when played.
     """
     env = _solver()
     env.load(dict(game, walkthrough=None))
     state = env.reset()
-    plan = list(state.get("extra.walkthrough") or [])
+    plan = expert_plan(env, traj["pddl_params"], traj["task_type"])
     if not plan or state["won"]:
         return None
     for command in plan:
@@ -117,7 +124,7 @@ def generated_game(split: str, task_type: str, seed: int) -> Path:
         return path
     for attempt in range(MAX_ATTEMPTS):
         game, traj = sample_game(split, task_type, seed, attempt)
-        plan = solve(game)
+        plan = solve(game, traj)
         if plan is not None:
             game.update(solvable=True, walkthrough=plan)
             write_json_atomic(folder / "traj_data.json", traj)

@@ -33,7 +33,7 @@ HARNESS = r"""
 import json, math, os, signal, sys
 
 def main(exec=exec, compile=compile, write=os.write, dumps=json.dumps, isclose=math.isclose,
-         type=type, len=len, all=all, zip=zip, str=str, setitimer=signal.setitimer):
+         type=type, len=len, all=all, zip=zip, setitimer=signal.setitimer):
     nonce = sys.stdin.readline().strip()
     with open("spec.json", encoding="utf-8") as f:
         spec = json.load(f)
@@ -89,7 +89,7 @@ main()
 
 
 @dataclass(frozen=True)
-class TestReport:
+class GradeReport:
     """The outcome of running a task's hidden tests on some code."""
 
     passed: int
@@ -118,7 +118,7 @@ class TestReport:
 
 def run_tests(
     sandbox: Sandbox, task: CodeTask, code: str, *, test_timeout: float = 3.0
-) -> TestReport:
+) -> GradeReport:
     """Run ``task``'s hidden tests on ``code`` in ``sandbox``; tests not reported count failed."""
     nonce = secrets.token_hex(16)
     spec = {"tests": list(task.tests), "setup": task.setup, "test_timeout": test_timeout}
@@ -142,7 +142,7 @@ def run_tests(
             if not results.get(i, (False, ""))[0]
         )
     passed = sum(1 for i in range(len(task.tests)) if results.get(i, (False, ""))[0])
-    return TestReport(passed, len(task.tests), failures, run)
+    return GradeReport(passed, len(task.tests), failures, run)
 
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -223,8 +223,8 @@ class CodeEnv(ToolEnv):
     instructions: ClassVar[str] = (
         "Solve the programming task in Python (standard library only). Use run_python to try "
         "code and see its output; nothing is kept between runs. When your solution is ready, "
-        "submit the complete code with submit: hidden tests decide the reward and the episode "
-        "ends."
+        "submit the complete code with submit (or as your final answer): hidden tests decide "
+        "the reward and the episode ends."
     )
     tool_timeout: ClassVar[float] = 120.0
 
@@ -297,9 +297,10 @@ class CodeEnv(ToolEnv):
         return obs, reward, terminated, truncated, info
 
     def _current_state_key(self) -> str:
-        if self._current is None:
+        try:
+            parts = [self.task.id]
+        except RuntimeError:  # before the first reset
             return ""
-        parts = [self._current.id]
         for call in self.calls:
             digest = hashlib.sha1(call.key().encode("utf-8", "replace")).hexdigest()[:12]
             parts.append(f"{call.name}:{digest}")

@@ -8,6 +8,8 @@ set -uo pipefail
 PACKAGES=(
   chromium   # headless browser for the report viewer test (tests/test_view.py)
   bubblewrap   # sandbox isolation for the code env (agentgym/sandbox.py)
+  cmake        # builds fast-downward-textworld (the [envs] extra: TextWorld PDDL, ALFWorld)
+  g++          # idem
 )
 
 missing=()

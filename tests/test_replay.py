@@ -87,6 +87,18 @@ def test_a_flipped_termination_is_caught(rollout_run):
     assert (result.divergence.turn, result.divergence.field) == (0, "terminated")
 
 
+def test_an_edited_outcome_is_caught(rollout_run):
+    path = rollout_run.trajectory_path(1)
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    rows[3]["won"] = not rows[3]["won"]
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    results = replay_run(rollout_run)
+    assert [r.ok for r in results] == [True, True, True, False, True, True]
+    d = results[3].divergence
+    assert (d.turn, d.field) == (rows[3]["num_turns"] - 1, "won")
+
+
 def test_an_unknown_env_is_an_error_verdict(rollout_run, capsys):
     path = rollout_run.trajectory_path(1)
     table = pq.read_table(path)
@@ -115,13 +127,21 @@ def _policies(env_id: str):
     yield "oracle", OraclePolicy()
 
 
-@pytest.mark.parametrize("env_id", [s.id for s in list_envs()])
-def test_every_registered_env_replays(env_id, tmp_path):
+def one_env_per_family() -> list[str]:
+    """The first registered id of each entry point (toy, maze, search, code, ALFWorld, ...)."""
+    families: dict[str, str] = {}
+    for spec in list_envs():
+        families.setdefault(str(spec.entry_point), spec.id)
+    return list(families.values())
+
+
+@pytest.mark.parametrize("env_id", one_env_per_family())
+def test_every_env_family_replays(env_id, tmp_path):
     """Each env family, with the random and (where the env has one) the oracle policy."""
     played = 0
     for name, policy in _policies(env_id):
         try:
-            batch = collect(env_id, policy, tasks=2, group_size=2, seed=11, max_turns=6)
+            batch = collect(env_id, policy, tasks=1, group_size=2, seed=11, max_turns=6)
         except TypeError as exc:
             if "oracle" in str(exc):
                 continue  # this env has no oracle; the random policy covered it
@@ -131,7 +151,7 @@ def test_every_registered_env_replays(env_id, tmp_path):
         run = Run.create(tmp_path / name)
         run.write_trajectories(batch, iteration=1)
         results = replay_run(run)
-        assert [r.verdict for r in results] == ["identical"] * 4, (env_id, name)
+        assert [r.verdict for r in results] == ["identical"] * 2, (env_id, name)
         played += 1
     assert played >= 1
 

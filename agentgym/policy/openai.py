@@ -6,9 +6,11 @@ thread pool so the conversations of one ``generate`` call are requested concurre
 ``max_concurrency`` at a time); completions come back in the order of the conversations.
 
 Request: the conversation's messages as they are, ``temperature``, ``top_p``, ``max_tokens``
-(from ``max_new_tokens``), ``stop`` (when not empty), ``seed`` (when set: conversation ``i`` of a
-call gets ``seed + i``, so group members that share a prompt do not share a sample),
-``logprobs: true`` and ``n: 1``.
+(from ``max_new_tokens``), ``stop`` (when not empty), ``seed`` (when set, each request gets its
+own from ``agentgym.policy.vllm.request_seed``: group members that share a prompt do not share
+a sample, and turns do not replay one seed; the first call's conversation ``i`` gets
+``seed + i``), ``logprobs: true`` and ``n: 1``. A server that ignores a field (many ignore
+``seed``) just ignores it.
 
 Response: ``Completion.text`` is ``choices[0].message.content``. As the OpenAI API does, servers
 leave the stop string out of the text (the ``hf`` backend keeps it); the rollout's action parsers
@@ -36,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agentgym.policy.base import Completion, Conversation, SamplingParams
+from agentgym.policy.vllm import request_seed
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 """HTTP statuses worth retrying: rate limits, timeouts and server-side failures."""
@@ -161,6 +164,7 @@ class OpenAIPolicy:
         self.stats = {"requests": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
         """Counters over the policy's life: HTTP attempts, retries, tokens billed (``usage``)."""
         self._lock = threading.Lock()
+        self._seed_calls: dict[int, int] = {}
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIPolicy(url={self.url!r}, model={self.model!r})"
@@ -171,14 +175,13 @@ class OpenAIPolicy:
         """One completion per conversation, in order; requests run concurrently."""
         if sampling.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {sampling.max_new_tokens}")
+        seeds: list[int | None] = [None] * len(conversations)
+        if sampling.seed is not None:
+            call = self._seed_calls[sampling.seed] = self._seed_calls.get(sampling.seed, -1) + 1
+            seeds = [request_seed(sampling.seed, call, i) for i in range(len(conversations))]
         bodies = [
-            request_body(
-                self.model,
-                conv.messages,
-                sampling,
-                None if sampling.seed is None else sampling.seed + i,
-            )
-            for i, conv in enumerate(conversations)
+            request_body(self.model, conv.messages, sampling, seed)
+            for conv, seed in zip(conversations, seeds, strict=True)
         ]
         if len(bodies) <= 1:
             return [self.complete(b) for b in bodies]

@@ -198,6 +198,27 @@ class PromptTracker:
         return (self.tokenizer.eos_token or "") if ended_eos else ""
 
 
+def request_seed(seed: int, call: int, index: int) -> int:
+    """Seed of request ``index`` in the ``call``-th call (from 0) made with ``seed``.
+
+    Distinct per request (group members sharing a prompt get different samples) and per call
+    (turns do not replay the same noise); the first call's requests get ``seed + index``.
+    """
+    return (seed + call * 1_000_003 + index) % 2**31
+
+
+def resolve_model(model: str | os.PathLike[str] | None) -> str:
+    """The folder or name to give vLLM: the cached SmolLM2 for None or its aliases."""
+    from agentgym.policy import models
+
+    if model is not None and str(model) not in models.SMOLLM2_ALIASES:
+        return str(model)
+    path = models.default_cache_dir() / models.SMOLLM2_DIRNAME
+    if not (path / "config.json").is_file():
+        models.convert_smollm2(path)
+    return str(path)
+
+
 def increment(fed_text: str, rendered: str) -> str | None:
     """The text ``rendered`` adds after ``fed_text``, or None when it does not extend it."""
     return rendered[len(fed_text) :] if rendered.startswith(fed_text) else None
@@ -233,7 +254,9 @@ class VLLMPolicy:
     """A vLLM engine as a Policy (GPU), token layout as ``HFPolicy``'s (module docstring).
 
     Args:
-        model: a local Hugging Face model folder (or any name vLLM can load).
+        model: a local Hugging Face model folder (or any name vLLM can load); None or one of
+            ``models.SMOLLM2_ALIASES`` for the cached SmolLM2-135M-Instruct (converted on
+            first use, as ``models.load_model`` does).
         dtype: weights and activations dtype in the engine.
         gpu_memory_utilization: share of GPU memory vLLM may take (weights + KV cache).
         enable_prefix_caching: reuse KV blocks of shared prompt prefixes (earlier turns).
@@ -245,7 +268,7 @@ class VLLMPolicy:
 
     def __init__(
         self,
-        model: str | os.PathLike[str],
+        model: str | os.PathLike[str] | None = None,
         *,
         dtype: str = "bfloat16",
         gpu_memory_utilization: float = 0.85,
@@ -258,9 +281,10 @@ class VLLMPolicy:
         vllm = import_vllm()
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # for sync_weights
         self._vllm = vllm
+        self._seed_calls: dict[int, int] = {}
         self.max_model_len = max_model_len
         engine_kwargs = dict(
-            model=str(model),
+            model=resolve_model(model),
             dtype=dtype,
             gpu_memory_utilization=gpu_memory_utilization,
             enable_prefix_caching=enable_prefix_caching,
@@ -308,7 +332,10 @@ class VLLMPolicy:
                     f"max_model_len={self.max_model_len}; use history='window' or end sooner"
                 )
         prompts = [{"prompt_token_ids": list(p.input_ids)} for p in plans]
-        params = [self._params(sampling, i) for i in range(len(plans))]
+        call = None
+        if sampling.seed is not None:  # the n-th call under a seed gets its own seeds
+            call = self._seed_calls[sampling.seed] = self._seed_calls.get(sampling.seed, -1) + 1
+        params = [self._params(sampling, call, i) for i in range(len(plans))]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         completions: list[Completion] = []
         for plan, out in zip(plans, outputs, strict=True):
@@ -347,15 +374,15 @@ class VLLMPolicy:
         self.llm.apply_model(lambda m: m.load_weights(iter(weights)))
         self.llm.reset_prefix_cache()
 
-    def _params(self, sampling: SamplingParams, index: int) -> Any:
-        """vLLM sampling parameters; request ``index`` of a call gets ``seed + index``."""
+    def _params(self, sampling: SamplingParams, call: int | None, index: int) -> Any:
+        """vLLM sampling parameters of request ``index`` of the ``call``-th seeded call."""
         return self._vllm.SamplingParams(
             n=1,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             max_tokens=sampling.max_new_tokens,
             stop=list(sampling.stop) or None,
-            seed=None if sampling.seed is None else sampling.seed + index,
+            seed=None if call is None else request_seed(sampling.seed, call, index),
             logprobs=0,
             include_stop_str_in_output=True,
         )

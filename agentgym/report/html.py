@@ -1,7 +1,7 @@
 """The self-contained HTML report of a run (``agentgym view``).
 
 One file, no server and no network at view time: the run's data is embedded as JSON, the
-viewer's CSS and JavaScript (``agentgym/report/static/``) are inlined, and every figure is
+viewer's page, CSS and JavaScript (``agentgym/report/viewer.*``) are inlined, and every figure is
 inline SVG computed here (learning curves from ``metrics.jsonl``; one SALT trajectory graph per
 group, laid out with networkx). The page has a run summary with learning curves; a list of
 groups and trajectories with search and filters; a trajectory view with the conversation and a
@@ -195,7 +195,7 @@ def report_data(run: Run, iterations: Iterable[int] | None = None) -> dict[str, 
 
 
 def _static(name: str) -> str:
-    return resources.files("agentgym.report").joinpath("static", name).read_text("utf-8")
+    return resources.files("agentgym.report").joinpath(name).read_text("utf-8")
 
 
 def render_html(data: Mapping[str, Any]) -> str:

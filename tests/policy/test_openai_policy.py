@@ -202,9 +202,13 @@ def test_batch_is_concurrent_bounded_and_ordered(server):
     assert [c.text for c in completions] == [f"take item{i}" for i in range(7)]
     assert len(server.requests) == 7
     assert 2 <= server.max_in_flight <= 3
-    # conversation i of the call is sampled with seed + i, so equal prompts get distinct samples
+    # conversation i of the first call is sampled with seed + i: equal prompts differ
     by_action = {reply_for(body): body["seed"] for _, body in server.requests}
     assert by_action == {f"take item{i}": 100 + i for i in range(7)}
+    # a second call under the same seed uses new seeds (turns do not replay the same noise)
+    policy.generate(convs[:2], SamplingParams(seed=100))
+    later = {body["seed"] for _, body in server.requests[7:]}
+    assert len(later) == 2 and not later & set(by_action.values())
 
 
 def test_server_error_is_retried(server):

@@ -22,6 +22,8 @@ from agentgym.policy.vllm import (  # noqa: E402
     VLLMPolicy,
     closing_increment,
     increment,
+    request_seed,
+    resolve_model,
 )
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -62,6 +64,20 @@ def test_module_imports_without_loading_vllm():
     code = "import sys, agentgym.policy.vllm; print('vllm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_request_seed_is_distinct_per_request_and_call():
+    assert [request_seed(7, 0, i) for i in range(3)] == [7, 8, 9]
+    seeds = {request_seed(7, call, i) for call in range(50) for i in range(64)}
+    assert len(seeds) == 50 * 64
+
+
+def test_resolve_model():
+    assert resolve_model("/models/my-llama") == "/models/my-llama"
+    cached = models.default_cache_dir() / models.SMOLLM2_DIRNAME
+    if not (cached / "config.json").is_file():
+        pytest.skip("SmolLM2 not cached (resolving would convert it)")
+    assert resolve_model(None) == resolve_model("smollm2-135m") == str(cached)
 
 
 def test_increment():
