@@ -74,8 +74,11 @@ def action_plan(env_id: str, seed: int, steps: int) -> list[str]:
     return actions
 
 
-def time_raw(engine: textworld.Environment, actions: list[str]) -> tuple[float, list[str]]:
+def time_raw(engine: textworld.Environment, actions: list[str]) -> tuple[float, float, list]:
+    """Reset seconds, step seconds and observations (cleaned as agentgym does, untimed)."""
+    start = time.perf_counter()
     engine.reset()
+    reset_s = time.perf_counter() - start
     commands = [sanitize_action(a) for a in actions]
     seen = []
     start = time.perf_counter()
@@ -83,16 +86,19 @@ def time_raw(engine: textworld.Environment, actions: list[str]) -> tuple[float, 
         state, _, _ = engine.step(command)
         seen.append(state["feedback"])
     elapsed = time.perf_counter() - start
-    return elapsed, [clean_feedback(s) for s in seen]
+    return reset_s, elapsed, [clean_feedback(s) for s in seen]
 
 
 def time_ours(env: agentgym.registry.TurnLimit, seed: int, actions: list[str]) -> tuple:
+    """Reset seconds, step seconds and observations through agentgym."""
+    start = time.perf_counter()
     env.reset(seed=seed)
+    reset_s = time.perf_counter() - start
     seen = []
     start = time.perf_counter()
     for action in actions:
         seen.append(env.step(action)[0])
-    return time.perf_counter() - start, seen
+    return reset_s, time.perf_counter() - start, seen
 
 
 def bench_speed(games: int, steps: int, repeats: int) -> dict[str, dict[str, float]]:
@@ -102,19 +108,23 @@ def bench_speed(games: int, steps: int, repeats: int) -> dict[str, dict[str, flo
         paths = ensure_games(registered_spec(env_id), list(range(games)), workers=2)
         raw_s = ours_s = 0.0
         n_steps = 0
-        ratios = []
+        ratios, raw_resets, our_resets, cold = [], [], [], []
         for seed, path in enumerate(paths):
             actions = action_plan(env_id, seed, steps)
             engine = textworld.start(str(path), textworld.EnvInfos(**ENGINE_INFOS))
+            start = time.perf_counter()
             env = agentgym.make(env_id, max_turns=10**9)
-            env.reset(seed=seed)  # load the game before timing
+            env.reset(seed=seed)  # load the game before timing the warm runs
+            cold.append(time.perf_counter() - start)
             game_raw = game_ours = 0.0
             for _ in range(repeats):
-                t_raw, seen_raw = time_raw(engine, actions)
-                t_ours, seen_ours = time_ours(env, seed, actions)
+                r_raw, t_raw, seen_raw = time_raw(engine, actions)
+                r_ours, t_ours, seen_ours = time_ours(env, seed, actions)
                 if seen_raw != seen_ours:
                     raise SystemExit(f"{env_id} seed {seed}: observations differ from the engine's")
                 game_raw, game_ours = game_raw + t_raw, game_ours + t_ours
+                raw_resets.append(r_raw)
+                our_resets.append(r_ours)
             engine.close()
             env.close()
             raw_s, ours_s, n_steps = raw_s + game_raw, ours_s + game_ours, n_steps + len(actions)
@@ -126,12 +136,17 @@ def bench_speed(games: int, steps: int, repeats: int) -> dict[str, dict[str, flo
             "overhead": ours_s / raw_s - 1,
             "median_game_overhead": statistics.median(ratios) - 1,
             "steps": total,
+            "raw_reset_ms": 1000 * statistics.mean(raw_resets),
+            "agentgym_reset_ms": 1000 * statistics.mean(our_resets),
+            "cold_make_reset_s": statistics.mean(cold),
         }
         r = results[family]
         print(
             f"{family:16s} {total:6d} steps  raw {r['raw_steps_per_s']:7.1f}/s  agentgym "
             f"{r['agentgym_steps_per_s']:7.1f}/s  overhead {100 * r['overhead']:+5.1f}% "
-            f"(median over games {100 * r['median_game_overhead']:+5.1f}%)",
+            f"(median over games {100 * r['median_game_overhead']:+5.1f}%) | reset: raw "
+            f"{r['raw_reset_ms']:5.1f} ms, agentgym {r['agentgym_reset_ms']:5.1f} ms, first "
+            f"make+reset of a cached game {r['cold_make_reset_s']:4.2f} s",
             flush=True,
         )
     return results

@@ -166,7 +166,10 @@ def oracle_success(task_type: str, n: int, detour: int = 5) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Run the benchmark with parsed ``args`` (see :func:`parser`); returns the numbers."""
+    """Run the benchmark with parsed ``args`` (see :func:`parser`; options missing from
+    ``args`` take their defaults, so a caller's own namespace works); returns the numbers."""
+    defaults = vars(parser().parse_args([]))
+    args = argparse.Namespace(**{k: getattr(args, k, v) for k, v in defaults.items()})
     totals = bench_speed(args.games, args.steps)
     raw_sps = totals["steps"] / totals["raw_step"]
     ours_sps = totals["steps"] / totals["ours_step"]

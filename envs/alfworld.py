@@ -80,12 +80,11 @@ from agentgym.envs.alfworld_gen import SPLITS, TASK_TYPES, canonical_task_type
 from agentgym.envs.alfworld_plan import expert_plan
 
 MAX_COMMAND = 200
-NOTHING_HAPPENS = "Nothing happens."
-STATIC_PREDICATES = frozenset(
+KEY_EXCLUDED = frozenset(  # facts that never change, and the bookkeeping fact ``checked``
     "cancontain receptacletype objecttype receptacleatlocation pickupable openable cleanable "
     "heatable coolable toggleable sliceable isreceptacleobject moveable checked".split()
 )
-_CONTROL = re.compile(r"\s+")
+_SPACES = re.compile(r"\s+")
 
 
 def clean_command(action: str) -> str:
@@ -93,14 +92,14 @@ def clean_command(action: str) -> str:
     text = "".join(
         ch if unicodedata.category(ch)[0] != "C" else " " for ch in action[: 4 * MAX_COMMAND]
     )
-    text = _CONTROL.sub(" ", text).strip().lower()
+    text = _SPACES.sub(" ", text).strip().lower()
     return text[:MAX_COMMAND].rstrip(".").strip()
 
 
 def facts_key(facts: Any) -> str:
     """A short stable hash of the changeable PDDL facts of a state."""
     parts = sorted(
-        str(f) for f in facts if f.name not in STATIC_PREDICATES and not f.name.startswith("not_")
+        str(f) for f in facts if f.name not in KEY_EXCLUDED and not f.name.startswith("not_")
     )
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
 

@@ -42,6 +42,8 @@ _PROMPT_TAIL = re.compile(r"\n>[^\n]*\Z")
 _END_QUESTION = "Would you like to RESTART, RESTORE a saved game, QUIT or UNDO the last command?"
 _CLAUSE = re.compile(r"[.,;!?]|\bthen\b")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_AMBIGUOUS = re.compile(r"\s*(Which|Who) do you mean")
+_TAKE_FROM = re.compile(r"take (.+) from .+")
 _FACT_NAMES: dict[Any, str] = {}
 
 
@@ -228,6 +230,7 @@ class TextWorldEnv(TextEnv):
         self._sent: list[str] = []
         self._walkthrough: list[str] = []
         self._on_walkthrough = False
+        self._ambiguous: str | None = None
         self._score = 0
 
     # -- choosing the game --------------------------------------------------------------------
@@ -282,6 +285,7 @@ class TextWorldEnv(TextEnv):
         self._state = self._engine.reset()
         self._score = self._state["score"] or 0
         self._sent = []
+        self._ambiguous = None
         self._oracle_steps = -1
         game = self._state["game"]
         self._walkthrough = list(game.walkthrough or [])
@@ -310,6 +314,9 @@ class TextWorldEnv(TextEnv):
             self._on_walkthrough = not invalid and _normalize(command) == _normalize(expected)
         self._sent.append(command)
         self._state, score, _ = self._engine.step(command)
+        self._ambiguous = command if _AMBIGUOUS.match(self._state["feedback"]) else None
+        if self._ambiguous:  # the command did not act: the walkthrough no longer fits
+            self._on_walkthrough = False
         score = score or 0
         reward, self._score = float(score - self._score), score
         won, lost = bool(self._state["won"]), bool(self._state["lost"])
@@ -349,7 +356,15 @@ class TextWorldEnv(TextEnv):
         if self._on_walkthrough and len(self._sent) < len(self._walkthrough):
             return self._walkthrough[len(self._sent)]
         commands = self._policy_commands()
-        return commands[0] if commands else None
+        if not commands:
+            return None
+        # Some generated games name one object with words of another ("locker" and "type 0
+        # locker"), so Inform asks "Which do you mean?" and no "... from locker" command can
+        # name the container; "take X" alone is not ambiguous.
+        match = _TAKE_FROM.fullmatch(commands[0])
+        if commands[0] == self._ambiguous and match:
+            return f"take {match[1]}"
+        return commands[0]
 
     def _policy_commands(self) -> list[str]:
         """Policy commands from a second engine that tracks quests, synced by replaying."""

@@ -40,6 +40,11 @@ class PolicySection:
         "How actions are parsed: 'plain' (first line), 'tag' (<action>...</action>) or 'tool' "
         "(the whole reply, for tool environments' <tool_call>/<answer> tags).",
     )
+    decoding: Literal["generate", "choose"] = param(
+        "generate",
+        "'generate': free text, parsed into an action; 'choose': score each admissible action "
+        "under the model and sample one (always valid; see agentgym.policy.choice).",
+    )
     history: Literal["full", "window"] = param(
         "full",
         "'full': the whole conversation (KV reuse, one sequence per trajectory); "

@@ -135,7 +135,12 @@ def build_policy(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any, devic
     from agentgym.policy.hf import HFPolicy
 
     return HFPolicy(
-        model, tokenizer, device=device, max_batch=cfg.policy.max_batch, history=cfg.policy.history
+        model,
+        tokenizer,
+        device=device,
+        max_batch=cfg.policy.max_batch,
+        history=cfg.policy.history,
+        action_mode=cfg.policy.decoding,
     )
 
 

@@ -42,12 +42,13 @@ from typing import Any
 
 import torch
 
-from agentgym.policy import kvcache
+from agentgym.policy import choice, kvcache
 from agentgym.policy.base import Completion, Conversation, SamplingParams
 from agentgym.policy.kvcache import SeqKV
 from agentgym.policy.sampling import find_stop, sample_next
 
 HISTORY_MODES = ("full", "window")
+ACTION_MODES = ("generate", "choose")
 _PROBE = "\x00agentgym-probe\x00"
 _BASE_CHAT = [{"role": "user", "content": "u"}, {"role": "assistant", "content": _PROBE}]
 
@@ -103,6 +104,9 @@ class HFPolicy:
         history: ``"full"`` (the conversation grows turn by turn: KV reuse possible) or
             ``"window"`` (the rollout shows the last k turns: prompts are re-encoded each turn).
         reuse_cache: keep per-conversation KV caches across turns (full history only).
+        action_mode: ``"generate"`` (free text) or ``"choose"`` (score the conversation's
+            ``info["admissible_actions"]`` and pick one; see :mod:`agentgym.policy.choice`).
+            Conversations without admissible actions are generated freely.
     """
 
     def __init__(
@@ -114,9 +118,12 @@ class HFPolicy:
         max_batch: int = 8,
         history: str = "full",
         reuse_cache: bool = True,
+        action_mode: str = "generate",
     ) -> None:
         if history not in HISTORY_MODES:
             raise ValueError(f"history={history!r}; expected one of {HISTORY_MODES}")
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"action_mode={action_mode!r}; expected one of {ACTION_MODES}")
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if getattr(tokenizer, "chat_template", None) is None:
@@ -127,6 +134,7 @@ class HFPolicy:
         self.max_batch = max_batch
         self.history = history
         self.reuse_cache = reuse_cache and history == "full"
+        self.action_mode = action_mode
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.stats = {"prefill_tokens": 0, "decode_tokens": 0, "fallbacks": 0, "resets": 0}
@@ -165,10 +173,17 @@ class HFPolicy:
             generator = torch.Generator(device=self.device).manual_seed(stream)
         # Similar lengths share a chunk, so less padding; the order is deterministic.
         order = sorted(range(len(rows)), key=lambda i: -(rows[i].start + len(rows[i].feed)))
+        choices = [self._choices(c) for c in conversations]
         with torch.inference_mode():
-            for lo in range(0, len(order), self.max_batch):
-                chunk = [rows[i] for i in order[lo : lo + self.max_batch]]
-                self._decode(chunk, sampling, generator)
+            for want_choice in (False, True):
+                todo = [i for i in order if (choices[i] is not None) == want_choice]
+                for lo in range(0, len(todo), self.max_batch):
+                    idx = todo[lo : lo + self.max_batch]
+                    chunk = [rows[i] for i in idx]
+                    if want_choice:
+                        self._choose(chunk, [choices[i] for i in idx], sampling, generator)
+                    else:
+                        self._decode(chunk, sampling, generator)
         if self.reuse_cache:
             for row in rows:
                 self._episodes[row.key] = self._remember(row)
@@ -327,6 +342,36 @@ class HFPolicy:
             mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
             logits = self._forward(tokens[:, None], mask, next_pos[:, None], cache)
             next_pos = next_pos + 1
+
+    def _choices(self, conv: Conversation) -> list[str] | None:
+        """Candidate actions of a conversation in choose mode (None: generate freely)."""
+        if self.action_mode != "choose":
+            return None
+        actions = [a for a in (conv.info or {}).get("admissible_actions") or [] if a]
+        return actions or None
+
+    def _choose(
+        self, rows: list[_Row], choices: list[list[str]], sampling: SamplingParams, generator
+    ) -> None:
+        """Prefill the chunk, then score each row's candidate actions and pick one."""
+        layers, ids, mask, positions = self._prefill_inputs(rows)
+        cache = kvcache.to_cache(layers)
+        self.stats["prefill_tokens"] += sum(len(r.feed) for r in rows)
+        logits = self._forward(ids, mask, positions, cache)  # [B, V]
+        full = kvcache.from_cache(cache)
+        end = self.tokenizer.eos_token_id
+        for b, (row, actions) in enumerate(zip(rows, choices, strict=True)):
+            kv = kvcache.extract(full, b, mask[b])  # covers every fed token of the row
+            cands = [self._encode(a) + ([end] if end is not None else []) for a in actions]
+            lps = choice.candidate_logprobs(
+                self.model, kv, logits[b], cands, sampling.temperature, self.pad_id
+            )
+            self.stats["decode_tokens"] += sum(len(c) for c in cands)
+            k = choice.pick([sum(lp) for lp in lps], sampling.temperature, generator)
+            row.response, row.logprobs, row.text = list(cands[k]), lps[k], actions[k]
+            row.ended_eos = end is not None
+            if self.reuse_cache:  # the chosen tokens are fed at the start of the next turn
+                row.new_kv = kv
 
     def _stopped(self, row: _Row, sampling: SamplingParams) -> bool:
         """Whether the row's last sampled token ends it; if so, set its text."""

@@ -119,6 +119,18 @@ def test_oracle_recovers_after_a_detour():
     assert terminated and last["won"]
 
 
+def test_oracle_gets_past_an_ambiguous_object_name():
+    # Custom game 0 has a "locker" and a "type 0 locker": its walkthrough's "take type K
+    # latchkey from locker" makes Inform ask "Which do you mean?"; the oracle then says "take
+    # type K latchkey", and the state tracking follows.
+    env = agentgym.make("agentgym/TextWorld-Custom-v0")
+    env.reset(seed=0)
+    record = play_oracle(env)
+    asked = [i for i, (obs, *_) in enumerate(record) if obs.startswith("Which do you mean")]
+    assert asked and record[-1][4]["won"]
+    assert record[asked[0] + 1][0].startswith("You take the")
+
+
 def test_invalid_flag_and_the_games_own_answer():
     env = agentgym.make(COIN)
     _, info = env.reset(seed=0)
