@@ -64,6 +64,7 @@ def sanitize_action(action: str) -> str:
     cut to :data:`MAX_ACTION_BYTES`. The Z-machine hangs on a NUL and a newline would queue a
     second command, so neither may reach it."""
     action = action[: 4 * MAX_ACTION_BYTES]
+    action = action.replace("\\", " ")  # dumb-frotz reads "\\..." as its own escapes
     if not (action.isascii() and action.isprintable()):
         action = "".join(
             " " if ch.isspace() else ch

@@ -45,6 +45,9 @@ class PolicySection:
         "'generate': free text, parsed into an action; 'choose': score each admissible action "
         "under the model and sample one (always valid; see agentgym.policy.choice).",
     )
+    choice_score: Literal["sum", "mean"] = param(
+        "sum", "In choose mode, rank actions by total ('sum') or per-token ('mean') logprob."
+    )
     history: Literal["full", "window"] = param(
         "full",
         "'full': the whole conversation (KV reuse, one sequence per trajectory); "

@@ -141,6 +141,7 @@ def build_policy(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any, devic
         max_batch=cfg.policy.max_batch,
         history=cfg.policy.history,
         action_mode=cfg.policy.decoding,
+        choice_score=cfg.policy.choice_score,
     )
 
 

@@ -107,6 +107,8 @@ class HFPolicy:
         action_mode: ``"generate"`` (free text) or ``"choose"`` (score the conversation's
             ``info["admissible_actions"]`` and pick one; see :mod:`agentgym.policy.choice`).
             Conversations without admissible actions are generated freely.
+        choice_score: how candidates are ranked in choose mode: ``"sum"`` (total logprob: the
+            model's own preference, which favours short actions) or ``"mean"`` (per token).
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class HFPolicy:
         history: str = "full",
         reuse_cache: bool = True,
         action_mode: str = "generate",
+        choice_score: str = "sum",
     ) -> None:
         if history not in HISTORY_MODES:
             raise ValueError(f"history={history!r}; expected one of {HISTORY_MODES}")
@@ -135,6 +138,9 @@ class HFPolicy:
         self.history = history
         self.reuse_cache = reuse_cache and history == "full"
         self.action_mode = action_mode
+        if choice_score not in ("sum", "mean"):
+            raise ValueError(f"choice_score={choice_score!r}; expected 'sum' or 'mean'")
+        self.choice_score = choice_score
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.stats = {"prefill_tokens": 0, "decode_tokens": 0, "fallbacks": 0, "resets": 0}
@@ -367,7 +373,8 @@ class HFPolicy:
                 self.model, kv, logits[b], cands, sampling.temperature, self.pad_id
             )
             self.stats["decode_tokens"] += sum(len(c) for c in cands)
-            k = choice.pick([sum(lp) for lp in lps], sampling.temperature, generator)
+            scores = [sum(lp) / (len(lp) if self.choice_score == "mean" else 1) for lp in lps]
+            k = choice.pick(scores, sampling.temperature, generator)
             row.response, row.logprobs, row.text = list(cands[k]), lps[k], actions[k]
             row.ended_eos = end is not None
             if self.reuse_cache:  # the chosen tokens are fed at the start of the next turn
