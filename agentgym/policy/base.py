@@ -72,3 +72,13 @@ class Policy(Protocol):
     def end_episodes(self, keys: Sequence[str]) -> None:
         """Release per-episode state (e.g. KV caches) of finished episodes."""
         ...
+
+
+def check_request(conversations: Sequence[Conversation], sampling: SamplingParams) -> list[str]:
+    """Validate a ``generate`` request; return the conversation keys (unique, in order)."""
+    if sampling.max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {sampling.max_new_tokens}")
+    keys = [c.key for c in conversations]
+    if len(set(keys)) != len(keys):
+        raise ValueError("conversation keys must be unique within a generate call")
+    return keys

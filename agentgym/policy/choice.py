@@ -46,8 +46,10 @@ def candidate_logprobs(
     for i, cand in enumerate(candidates):
         ids[i, : len(cand)] = torch.tensor(list(cand), device=device)
         new_mask[i, : len(cand)] = 1
-    layers = [(k.expand(n, -1, -1, -1).contiguous(), v.expand(n, -1, -1, -1).contiguous())
-              for k, v in kv.layers]  # [n, H, L, D] each
+    layers = [
+        (k.expand(n, -1, -1, -1).contiguous(), v.expand(n, -1, -1, -1).contiguous())
+        for k, v in kv.layers
+    ]  # [n, H, L, D] each
     mask = torch.cat([torch.ones(n, kv.length, dtype=torch.long, device=device), new_mask], 1)
     positions = torch.arange(kv.length, kv.length + width, device=device)[None].expand(n, -1)
     out = model(
@@ -66,9 +68,7 @@ def candidate_logprobs(
     return [token_lp[i, : len(c)].tolist() for i, c in enumerate(candidates)]
 
 
-def pick(
-    scores: Sequence[float], temperature: float, generator: torch.Generator | None
-) -> int:
+def pick(scores: Sequence[float], temperature: float, generator: torch.Generator | None) -> int:
     """Index of the chosen candidate: argmax at temperature 0, else a draw ∝ exp(score)."""
     s = torch.tensor(list(scores), dtype=torch.float64)
     if temperature <= 0:

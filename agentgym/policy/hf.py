@@ -43,7 +43,7 @@ from typing import Any
 import torch
 
 from agentgym.policy import choice, kvcache
-from agentgym.policy.base import Completion, Conversation, SamplingParams
+from agentgym.policy.base import Completion, Conversation, SamplingParams, check_request
 from agentgym.policy.kvcache import SeqKV
 from agentgym.policy.sampling import find_stop, sample_next
 
@@ -156,11 +156,7 @@ class HFPolicy:
         self, conversations: Sequence[Conversation], sampling: SamplingParams
     ) -> list[Completion]:
         """One completion per conversation, in order (see the module docstring)."""
-        if sampling.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {sampling.max_new_tokens}")
-        keys = [c.key for c in conversations]
-        if len(set(keys)) != len(keys):
-            raise ValueError("conversation keys must be unique within a generate call")
+        check_request(conversations, sampling)
         rows = [self._prepare(c) for c in conversations]
         limit = getattr(self.model.config, "max_position_embeddings", None)
         for row in rows:

@@ -49,7 +49,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentgym.policy.base import Completion, Conversation, SamplingParams
+from agentgym.policy.base import Completion, Conversation, SamplingParams, check_request
 
 INSTALL_HINT = "pip install 'agentgym[vllm]'"
 HISTORY_MODES = ("full", "window")
@@ -312,11 +312,7 @@ class VLLMPolicy:
         self, conversations: Sequence[Conversation], sampling: SamplingParams
     ) -> list[Completion]:
         """One completion per conversation, in order, all in one engine call."""
-        if sampling.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {sampling.max_new_tokens}")
-        keys = [c.key for c in conversations]
-        if len(set(keys)) != len(keys):
-            raise ValueError("conversation keys must be unique within a generate call")
+        check_request(conversations, sampling)
         if sampling.top_p < 1.0 and sampling.temperature > 0:
             warnings.warn(
                 "top_p < 1: vLLM's logprobs are renormalized over the nucleus and will not "

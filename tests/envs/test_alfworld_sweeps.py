@@ -19,7 +19,7 @@ import agentgym  # noqa: E402
 from agentgym.envs.alfworld import ALFWorldEnv  # noqa: E402
 from agentgym.envs.alfworld_gen import TASK_TYPES  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sweep]
 
 GARBAGE = (
     "",

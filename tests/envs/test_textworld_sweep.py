@@ -17,7 +17,7 @@ import agentgym  # noqa: E402
 from agentgym.core import GARBAGE_ACTIONS  # noqa: E402
 from agentgym.envs.textworld_games import GameSpec, ensure_games  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sweep]
 
 IDS = [
     "agentgym/TextWorld-Custom-v0",
