@@ -153,9 +153,10 @@ class TextWorldEnv(TextEnv):
 
     One free-text command per step, as typed at the game's prompt (``go north``, ``take key
     from chest``, ``open door``). Before it reaches the game, whitespace runs become one space,
-    control characters are dropped and it is cut to 190 bytes (UTF-8). ``info["invalid"]`` is True
-    when the command (lower-cased, whitespace collapsed, trailing ``.``/``!`` dropped) is not one
-    of ``info["admissible_actions"]``, the engine's list of valid commands; such a command still
+    control characters and backslashes (the interpreter's own escapes, some of which hang it)
+    are dropped and it is cut to 190 UTF-8 bytes. ``info["invalid"]`` is True when the command
+    (lower-cased, whitespace collapsed, trailing ``.``/``!`` dropped) is not one of
+    ``info["admissible_actions"]``, the engine's list of valid commands; such a command still
     goes to the game, which answers it as the real game would ("That's not a verb I
     recognise."), so a synonym the parser understands (``n``, ``get key``) still acts but is
     flagged. Two kinds never reach the game and get an explanation instead: a command that is
@@ -183,7 +184,9 @@ class TextWorldEnv(TextEnv):
     way.") keep distinct keys. Extra info keys: ``lost``, ``score``, ``max_score``.
     ``oracle_action()`` follows the game's walkthrough while the episode has followed it, and
     otherwise the first of the engine's policy commands from the current state (computed on
-    demand in a second engine that replays the episode's commands).
+    demand in a second engine that replays the episode's commands). When the game answers a
+    "take X from Y" with "Which do you mean ...?" (generated games may name one object with the
+    words of another), the oracle says "take X".
 
     ## Arguments
 
@@ -195,6 +198,8 @@ class TextWorldEnv(TextEnv):
       of generated ones; the seed picks ``game_files[seed % len(game_files)]``.
     - ``cache_dir``: where generated games live (default ``$AGENTGYM_CACHE/textworld`` or
       ``~/.cache/agentgym/textworld``).
+    - ``max_loaded_games``: games kept loaded in memory (a reset of a loaded game takes ~10 ms,
+      loading one ~30 ms).
     - ``reset(options={"task_id": ...})`` picks the game by task id.
 
     ## Version history

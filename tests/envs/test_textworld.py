@@ -5,6 +5,7 @@ registered ids are used, the ones the contract tests in tests/test_core.py gener
 """
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -20,6 +21,8 @@ from agentgym.envs.textworld import (  # noqa: E402
     sanitize_action,
 )
 from agentgym.envs.textworld_games import GameSpec, ensure_games, game_dir  # noqa: E402
+from agentgym.policy.scripted import OraclePolicy  # noqa: E402
+from agentgym.rollout import collect  # noqa: E402
 
 IDS = [
     "agentgym/TextWorld-Custom-v0",
@@ -29,6 +32,18 @@ IDS = [
     "agentgym/TextWorld-Cooking-v0",
 ]
 COIN = "agentgym/TextWorld-CoinCollector-v0"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cached_games():
+    """Generate the games these tests (and tests/test_core.py) use, two children at a time:
+    ~20 s on a fresh machine, nothing once cached."""
+    specs = []
+    for env_id in IDS:
+        kwargs = dict(agentgym.registry.spec(env_id).kwargs)
+        specs.append(GameSpec.create(kwargs.pop("family"), **kwargs))
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda spec: ensure_games(spec, [0, 3]), specs))
 
 
 def play_oracle(env, info=None):
@@ -107,6 +122,14 @@ def test_oracle_wins_from_the_start(env_id):
         assert (terminated, truncated, last["won"], last["lost"]) == (True, False, True, False)
 
 
+def test_oracle_policy_through_rollout_collect():
+    batch = collect(COIN, OraclePolicy(), tasks=1, group_size=2, seed=3)
+    assert [t.won for t in batch.trajectories] == [True, True]
+    first, second = batch.trajectories
+    assert [t.state_key for t in first.turns] == [t.state_key for t in second.turns]
+    assert first.turns[-1].reward == 1.0
+
+
 def test_oracle_recovers_after_a_detour():
     env = agentgym.make("agentgym/TextWorld-TreasureHunter-v0")
     _, info = env.reset(seed=3)
@@ -142,7 +165,9 @@ def test_invalid_flag_and_the_games_own_answer():
     assert not info["invalid"]
 
 
-@pytest.mark.parametrize("action", [*GARBAGE_ACTIONS, "\x00", "look\nquit", "restart", "tw-trace"])
+@pytest.mark.parametrize(
+    "action", [*GARBAGE_ACTIONS, "\x00", "look\nquit", "restart", "tw-trace", "\\help", "\\s"]
+)
 def test_garbage_never_crashes_or_desynchronises(action):
     env = agentgym.make(COIN)
     _, info = env.reset(seed=0)
@@ -158,6 +183,7 @@ def test_sanitize_meta_and_feedback_helpers():
     assert sanitize_action("  go\n\tnorth\x00\x1b ") == "go north"
     assert sanitize_action("x" * 5000) == "x" * MAX_ACTION_BYTES
     assert sanitize_action("\x00\x01\r\n") == ""
+    assert sanitize_action("\\help") == "help"  # dumb-frotz escapes never reach the game
     assert sanitize_action("prends la clé 🙂") == "prends la clé 🙂"
     assert len(sanitize_action("é" * 500).encode()) <= MAX_ACTION_BYTES
     assert is_meta_command("restart") and is_meta_command("look. then quit")

@@ -8,6 +8,7 @@ Generating the 500 games takes ~15 min on 2 cores the first time; they are cache
 
 import filecmp
 import random
+import string
 
 import pytest
 
@@ -39,6 +40,8 @@ HOSTILE = (
     "look\nrestart",
     "go north. then quit",
     "\x00" * 3,
+    "\\help",
+    "\\s \\p \\lt",
     "\ud800 lone surrogate",
     "\u202e\u200b format chars",
 )
@@ -67,9 +70,13 @@ def test_oracle_wins_at_least_95_of_100_games(env_id):
 
 
 def random_hostile(rng: random.Random) -> str:
-    if rng.random() < 0.5:
+    """A listed hostile action, random unicode, or random printable ASCII (backslashes too)."""
+    kind = rng.randrange(3)
+    if kind == 0:
         return rng.choice(HOSTILE)
-    return "".join(chr(rng.randrange(0, 0x2FFF)) for _ in range(rng.randrange(0, 300)))
+    if kind == 1:
+        return "".join(chr(rng.randrange(0, 0x2FFF)) for _ in range(rng.randrange(0, 300)))
+    return "".join(rng.choice(string.printable) for _ in range(rng.randrange(0, 300)))
 
 
 def test_ten_thousand_random_and_garbage_actions_never_raise():
