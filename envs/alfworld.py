@@ -68,7 +68,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import fast_downward
 import textworld
 from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
 from textworld.envs import PddlEnv
@@ -240,8 +239,8 @@ class ALFWorldEnv(TextEnv):
         return self._plan[0] if self._plan else None
 
     def close(self) -> None:
-        """Unload this env's copy of the planner library (about 34 MB); the env is done."""
-        if self._engine is not None:
-            fast_downward.close_lib(self._engine.unwrapped.downward_lib)
-            self._engine = None  # type: ignore[assignment]
+        """Drop the engine. Its copy of the planner library (about 34 MB) stays loaded until the
+        process exits, as with textworld's own PDDL env: unloading copies with ``dlclose``
+        crashes the interpreter at exit once several have been loaded."""
+        self._engine = None  # type: ignore[assignment]
         super().close()

@@ -55,7 +55,8 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 
 RETRY_STRIDE = 1_000_003
 MAX_ATTEMPTS = 5
-GENERATION_TIMEOUT_S = 600
+GENERATION_TIMEOUT_S = (300, 120)
+"""A generation child is stopped after ``300 + 120 * games`` seconds."""
 
 
 @dataclass(frozen=True)
@@ -110,27 +111,36 @@ def _check_knobs(family: str, knobs: dict[str, Any]) -> None:
     """Reject knob values that TextWorld would refuse (or hang on) with a clear message."""
     problems = []
     if family == "custom":
-        for name in ("world_size", "nb_objects", "quest_length"):
-            if not isinstance(knobs[name], int) or knobs[name] < 1:
-                problems.append(f"{name} must be a positive int, got {knobs[name]!r}")
-    elif family == "coin_collector" and not 1 <= int(knobs["level"]) <= 300:
-        problems.append(f"level must be in 1..300, got {knobs['level']!r}")
-    elif family == "treasure_hunter" and not 1 <= int(knobs["level"]) <= 30:
-        problems.append(f"level must be in 1..30, got {knobs['level']!r}")
+        for name in ("world_size", "nb_objects", "quest_length", "quest_breadth"):
+            value = knobs[name]
+            if not (name == "quest_breadth" and value is None) and not _positive_int(value):
+                problems.append(f"{name} must be a positive int, got {value!r}")
+    elif family in ("coin_collector", "treasure_hunter"):
+        top = 300 if family == "coin_collector" else 30
+        if not (_positive_int(knobs["level"]) and knobs["level"] <= top):
+            problems.append(f"level must be an int in 1..{top}, got {knobs['level']!r}")
     elif family == "simple":
         if knobs["rewards"] not in ("dense", "balanced", "sparse"):
             problems.append(f"rewards must be dense, balanced or sparse, got {knobs['rewards']!r}")
         if knobs["goal"] not in ("detailed", "brief", "none"):
             problems.append(f"goal must be detailed, brief or none, got {knobs['goal']!r}")
     elif family == "cooking":
+        recipe, take = knobs["recipe"], knobs["take"]
+        if not (_positive_int(recipe) and isinstance(take, int) and 0 <= take <= recipe):
+            problems.append(
+                f"recipe must be a positive int and take an int in 0..recipe, got "
+                f"recipe={recipe!r}, take={take!r}"
+            )
         if knobs["go"] not in (1, 6, 9, 12):
             problems.append(f"go must be 1, 6, 9 or 12, got {knobs['go']!r}")
-        if not 0 <= knobs["take"] <= knobs["recipe"]:
-            problems.append(f"take must be in 0..recipe ({knobs['recipe']}), got {knobs['take']}")
         if knobs["split"] not in (None, "train", "valid", "test"):
             problems.append(f"split must be None, train, valid or test, got {knobs['split']!r}")
     if problems:
         raise ValueError(f"Invalid knobs for TextWorld family {family!r}: {'; '.join(problems)}.")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -171,9 +181,11 @@ def ensure_games(
     missing = sorted({s for s, f in zip(seeds, folders, strict=True) if not is_cached(f)})
     if missing:
         shares = [missing[i :: max(1, workers)] for i in range(max(1, workers))]
-        procs = [_spawn(spec, share, cache_root(cache_dir)) for share in shares if share]
-        for proc in procs:
-            _wait(proc)
+        shares = [share for share in shares if share]
+        procs = [_spawn(spec, share, cache_root(cache_dir)) for share in shares]
+        for proc, share in zip(procs, shares, strict=True):
+            base, per_game = GENERATION_TIMEOUT_S
+            _wait(proc, base + per_game * len(share))
     return [f / "game.z8" for f in folders]
 
 
@@ -186,14 +198,14 @@ def _spawn(spec: GameSpec, seeds: list[int], root: Path) -> subprocess.Popen:
     )
 
 
-def _wait(proc: subprocess.Popen) -> None:
+def _wait(proc: subprocess.Popen, timeout: float) -> None:
     try:
-        _, err = proc.communicate(timeout=GENERATION_TIMEOUT_S)
+        _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
         raise RuntimeError(
-            f"TextWorld game generation took over {GENERATION_TIMEOUT_S} s and was stopped; "
+            f"TextWorld game generation took over {timeout:.0f} s and was stopped; "
             "choose smaller knobs (world size, quest length, level)."
         ) from None
     if proc.returncode != 0:

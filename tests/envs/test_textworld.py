@@ -224,6 +224,10 @@ def test_game_specs_validate_and_key_the_cache(tmp_path):
         GameSpec.create("cookin")
     with pytest.raises(ValueError, match="go must be"):
         GameSpec.create("cooking", go=2)
+    with pytest.raises(ValueError, match="take an int in 0..recipe"):
+        GameSpec.create("cooking", recipe=1, take=2)
+    with pytest.raises(ValueError, match="level must be an int in 1..30"):
+        GameSpec.create("treasure_hunter", level="5")
     folder = game_dir(GameSpec.create("custom", world_size=2), 4, tmp_path)
     assert folder.relative_to(tmp_path).parts[1:] == (
         "custom",
