@@ -14,7 +14,6 @@ Unknown keys fail with the nearest valid name; values are checked against the fi
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from agentgym.hints import did_you_mean
 
 T = TypeVar("T")
 
@@ -47,8 +48,7 @@ def help_of(cls: type, name: str) -> str:
 
 def _unknown(key: str, valid: Iterable[str], where: str) -> ConfigError:
     valid = list(valid)
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(key, valid, cutoff=0.5)
     return ConfigError(f"Unknown config key {where}{key!r}.{hint} Valid keys: {', '.join(valid)}.")
 
 

@@ -20,7 +20,6 @@ is still cached under the requested seed, so a seed always gives the same game.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import shutil
@@ -30,6 +29,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from agentgym.hints import did_you_mean
 
 TEXTWORLD_VERSION = "1.7.0"
 """The TextWorld release the cache layout and the registered games are made with."""
@@ -70,8 +71,7 @@ class GameSpec:
     def create(cls, family: str, **knobs: Any) -> GameSpec:
         """Validate ``knobs`` for ``family`` and fill in the defaults of the others."""
         if family not in FAMILY_DEFAULTS:
-            close = difflib.get_close_matches(family, list(FAMILY_DEFAULTS), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(family, FAMILY_DEFAULTS)
             raise ValueError(
                 f"Unknown TextWorld family {family!r}.{hint} "
                 f"Choose one of: {', '.join(FAMILY_DEFAULTS)}."
@@ -79,8 +79,7 @@ class GameSpec:
         defaults = FAMILY_DEFAULTS[family]
         for name in knobs:
             if name not in defaults:
-                close = difflib.get_close_matches(name, list(defaults), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(name, defaults)
                 raise ValueError(
                     f"TextWorld family {family!r} has no knob {name!r}.{hint} "
                     f"Its knobs: {', '.join(defaults)}."

@@ -9,7 +9,6 @@ which estimator they got.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -17,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from agentgym.data import Batch
+from agentgym.hints import did_you_mean
 
 C = TypeVar("C")
 EstimateFn = Callable[[Batch, Any], np.ndarray]
@@ -60,8 +60,7 @@ def get(name: str) -> Estimator:
     try:
         return _ESTIMATORS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_ESTIMATORS), n=3)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, _ESTIMATORS)
         raise KeyError(
             f"Unknown credit estimator {name!r}.{hint} Registered: {', '.join(names())}."
         ) from None
@@ -77,8 +76,7 @@ def make_config(name: str, options: Mapping[str, Any] | None = None) -> Any:
     valid = {f.name: f for f in dataclasses.fields(est.config_cls)}
     for key in options or {}:
         if key not in valid:
-            close = difflib.get_close_matches(key, list(valid), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, valid)
             raise KeyError(
                 f"Unknown option {key!r} for credit estimator {name!r}.{hint} "
                 f"Valid options: {', '.join(valid) or '(none)'}."

@@ -5,12 +5,12 @@ They answer each conversation with one action as :class:`Completion` text and no
 
 from __future__ import annotations
 
-import difflib
 import random
 from collections.abc import Sequence
 from typing import Any
 
 from agentgym.core import ADMISSIBLE
+from agentgym.hints import did_you_mean
 from agentgym.policy.base import Completion, Conversation, Policy, SamplingParams
 
 FALLBACK_ACTION = "look"
@@ -127,8 +127,7 @@ def make_scripted(name: str, **kwargs: Any) -> Policy:
     try:
         cls = SCRIPTED[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(SCRIPTED), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, SCRIPTED)
         raise ValueError(
             f"Unknown scripted policy {name!r}.{hint} Choose one of: {', '.join(SCRIPTED)}."
         ) from None
