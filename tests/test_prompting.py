@@ -40,7 +40,12 @@ def test_system_prompt_names_the_task_and_unknown_format_is_refused():
 
 @pytest.mark.parametrize(
     "text,expected",
-    [("- look", "look"), ("2. go east", "go east"), ("* take key.", "take key"), ("Action: open door", "open door")],
+    [
+        ("- look", "look"),
+        ("2. go east", "go east"),
+        ("* take key.", "take key"),
+        ("Action: open door", "open door"),
+    ],
 )
 def test_plain_strips_list_markers(text, expected):
     assert parse_plain(text) == expected

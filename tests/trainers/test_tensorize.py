@@ -25,7 +25,7 @@ def test_full_layout_masks_observations_and_spreads_turn_advantages(token_batch)
     n_resp = sum(len(t.response_ids) for t in first.turns)
     assert sum(s.loss_mask) == n_resp
     # every response token carries its own turn's advantage, prompt tokens none
-    for ids, m, a, tid in zip(s.input_ids, s.loss_mask, s.advantages, s.turn_ids, strict=True):
+    for m, a, tid in zip(s.loss_mask, s.advantages, s.turn_ids, strict=True):
         assert (tid >= 0) == m
         assert a == (adv[tid] if m else 0.0)
 

@@ -52,9 +52,9 @@ def test_micro_batching_gives_the_same_gradient(tiny_lm, token_batch):
         captured = {}
         orig_step = opt.step
 
-        def step(*a, _m=model, _c=captured, **k):
+        def step(*a, _m=model, _c=captured, _step=orig_step, **k):
             _c.update({n: p.grad.clone() for n, p in _m.named_parameters()})
-            return orig_step(*a, **k)
+            return _step(*a, **k)
 
         opt.step = step
         ppo_update(model, opt, samples, LossConfig(), micro_batch_tokens=budget, max_grad_norm=1e9)
