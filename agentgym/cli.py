@@ -236,13 +236,13 @@ def _check_out(out: Path) -> None:
 
 def rollout_stats(batch: Batch) -> dict[str, float | int]:
     """Summary numbers of a batch (also the rollout's metrics line)."""
-    n = len(batch)
+    from agentgym.evaluate import batch_metrics
+
+    outcome = batch_metrics(batch)
     return {
-        "trajectories": n,
+        "trajectories": len(batch),
         "groups": len(batch.group_ids),
-        "success_rate": float(batch.won.mean()) if n else 0.0,
-        "mean_return": float(batch.returns.mean()) if n else 0.0,
-        "mean_turns": float(batch.traj_len.mean()) if n else 0.0,
+        **{k: outcome[k] for k in ("success_rate", "mean_return", "mean_turns")},
     }
 
 

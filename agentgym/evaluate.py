@@ -81,6 +81,19 @@ def score(trajectories: Sequence[Trajectory]) -> Score:
     )
 
 
+def batch_metrics(batch: Batch) -> dict[str, float]:
+    """Outcome statistics of a collected batch."""
+    turns = [t for traj in batch.trajectories for t in traj.turns]
+    return {
+        "success_rate": float(batch.won.mean()) if len(batch) else 0.0,
+        "mean_return": float(batch.returns.mean()) if len(batch) else 0.0,
+        "mean_turns": float(batch.traj_len.mean()) if len(batch) else 0.0,
+        "invalid_rate": sum(t.invalid for t in turns) / max(len(turns), 1),
+        "response_tokens": sum(len(t.response_ids) for t in turns),
+        "prompt_tokens": sum(len(t.prompt_ids) for t in turns),
+    }
+
+
 def task_type(traj: Trajectory) -> str | None:
     """The task type an environment reported (e.g. ALFWorld's six), if any: in the
     trajectory's metadata, its reset info (``metadata["reset_info"]``) or a step's info."""

@@ -20,7 +20,7 @@ import torch
 from agentgym import credit
 from agentgym.config import to_dict
 from agentgym.data import Batch, Trajectory
-from agentgym.evaluate import EvalResult, evaluate
+from agentgym.evaluate import EvalResult, batch_metrics, evaluate
 from agentgym.policy.base import Policy, SamplingParams
 from agentgym.prompting import action_format
 from agentgym.rollout import collect
@@ -78,19 +78,6 @@ def shape_rewards(batch: Batch, shaping: RewardSection) -> Batch:
         return dataclasses.replace(traj, turns=tuple(turns))
 
     return Batch(tuple(shaped(t) for t in batch.trajectories))
-
-
-def batch_metrics(batch: Batch) -> dict[str, float]:
-    """Outcome statistics of a collected batch."""
-    turns = [t for traj in batch.trajectories for t in traj.turns]
-    return {
-        "success_rate": float(batch.won.mean()) if len(batch) else 0.0,
-        "mean_return": float(batch.returns.mean()) if len(batch) else 0.0,
-        "mean_turns": float(batch.traj_len.mean()) if len(batch) else 0.0,
-        "invalid_rate": sum(t.invalid for t in turns) / max(len(turns), 1),
-        "response_tokens": sum(len(t.response_ids) for t in turns),
-        "prompt_tokens": sum(len(t.prompt_ids) for t in turns),
-    }
 
 
 # ---------------------------------------------------------------------------------------------
