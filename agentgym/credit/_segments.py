@@ -75,19 +75,39 @@ def group_stats(
     return count, mean, std
 
 
+TIE_RTOL = 1e-6
+"""Values of one id whose spread (max - min) is at most this times their largest magnitude are
+a tie: float rounding (0.1 + 0.2 vs 0.3, float32 rewards summed in float64) must not become an
+advantage once divided by a std of the same tiny size. 1e-6 is about 8 float32 ulps."""
+
+
+def tied_groups(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """[n] whether the values of each id are equal up to rounding (see :data:`TIE_RTOL`)."""
+    hi = np.full(n, -np.inf)
+    lo = np.full(n, np.inf)
+    scale = np.zeros(n)
+    np.maximum.at(hi, ids, values)
+    np.minimum.at(lo, ids, values)
+    np.maximum.at(scale, ids, np.abs(values))
+    with np.errstate(invalid="ignore"):
+        return ~(hi - lo > TIE_RTOL * scale)
+
+
 def normalize_in_groups(
     values: np.ndarray, ids: np.ndarray, n: int, norm: str, eps: float
 ) -> np.ndarray:
     """[M] ``values`` centred on their id's mean, divided by (std + eps) when ``norm == "std"``.
 
-    An id holding a single value gets 0: its mean is itself and its std is undefined.
+    An id holding a single value gets 0: its mean is itself and its std is undefined. An id
+    whose values are equal up to rounding (:func:`tied_groups`) gets exactly 0 too.
     """
     count, mean, std = group_stats(values, ids, n)
     out = values - mean[ids]
     if norm == "std":
         with np.errstate(invalid="ignore"):
             out = out / (std[ids] + eps)
-    return np.where(count[ids] > 1, out, 0.0)
+    keep = (count > 1) & ~tied_groups(values, ids, n)
+    return np.where(keep[ids], out, 0.0)
 
 
 def leave_one_out(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:

@@ -83,13 +83,18 @@ def ref_turn_rloo(batch: Batch, gamma: float = 1.0) -> list[list[float]]:
     for traj, gs in zip(batch.trajectories, g, strict=True):
         for t, value in enumerate(gs):
             slots[traj.group_id, t].append(value)
+    wholes: dict[str, list[float]] = defaultdict(list)  # G_{j,0} of each group's trajectories
+    for traj, gs in zip(batch.trajectories, g, strict=True):
+        wholes[traj.group_id].append(gs[0] if gs else 0.0)
     out = []
     for traj, gs in zip(batch.trajectories, g, strict=True):
         row = []
+        others = list(wholes[traj.group_id])
+        others.remove(gs[0] if gs else 0.0)
         for t, value in enumerate(gs):
             values = slots[traj.group_id, t]
-            if len(values) == 1:
-                row.append(value)
+            if len(values) == 1:  # alone at turn t: baseline = other trajectories' returns
+                row.append(value - sum(others) / len(others) if others else 0.0)
             else:
                 row.append(value - (sum(values) - value) / (len(values) - 1))
         out.append(row)

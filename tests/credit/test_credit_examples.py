@@ -113,6 +113,8 @@ def test_turn_rloo_gamma_09(batch_b: Batch) -> None:
     assert_rows(compute("turn_rloo", batch_b, {"gamma": 0.9}), expected)
 
 
-def test_turn_rloo_alone_at_a_turn_keeps_its_return() -> None:
+def test_turn_rloo_alone_at_a_turn_gets_the_rloo_baseline() -> None:
     adv = compute("turn_rloo", example_b(only_k1_at_turn_3=True))
-    assert adv[2] == pytest.approx(1.1, abs=1e-6)  # k1's third turn; nobody else has one
+    # k1's third turn; nobody else has one: G = 1.1 minus the mean whole return of k2 and k3
+    # (0.6 and 0.6), not the raw 1.1 of the old rule
+    assert adv[2] == pytest.approx(0.5, abs=1e-6)

@@ -157,5 +157,4 @@ def test_group_of_one_trajectory(name: str, options: dict[str, Any]) -> None:
     batch = group_batch([[("s0", "a", 0.5), ("s1", "b", 1.0)]])
     adv = compute(name, batch, options)
     assert np.isfinite(adv).all()
-    if name != "turn_rloo":  # turn_rloo keeps G when alone; the others have no baseline
-        np.testing.assert_allclose(adv, 0.0)
+    np.testing.assert_allclose(adv, 0.0)  # no baseline in any estimator
