@@ -54,6 +54,9 @@ class Turn:
     """Token ids of ``output`` as sampled."""
     response_logprobs: tuple[float, ...] = ()
     """Log-probability of each response token under the rollout policy."""
+    new_sequence: bool = False
+    """``prompt_ids`` are a whole prompt that started a new token sequence (the policy did not
+    continue the earlier turns' tokens); the trainer scores the turn without them."""
     advantages: Mapping[str, float] = field(default_factory=dict)
     """Per-estimator advantage of this turn, when computed (estimator name -> value)."""
 

@@ -187,6 +187,7 @@ def _advance(
             prompt_ids=tuple(completion.prompt_ids),
             response_ids=tuple(completion.token_ids),
             response_logprobs=tuple(completion.logprobs),
+            new_sequence=bool(completion.new_sequence),
         )
     )
     messages = episode.conversation.messages

@@ -43,6 +43,7 @@ TURN_TYPE = pa.struct(
         pa.field("prompt_ids", pa.list_(pa.int32())),
         pa.field("response_ids", pa.list_(pa.int32())),
         pa.field("response_logprobs", pa.list_(pa.float32())),
+        pa.field("new_sequence", pa.bool_()),
         pa.field("advantages", pa.list_(ADVANTAGE_TYPE)),
     ]
 )
@@ -109,6 +110,7 @@ def _turn_row(turn: Turn) -> dict[str, Any]:
         "prompt_ids": turn.prompt_ids,
         "response_ids": turn.response_ids,
         "response_logprobs": turn.response_logprobs,
+        "new_sequence": bool(turn.new_sequence),
         "advantages": [{"name": str(k), "value": float(v)} for k, v in turn.advantages.items()],
     }
 
@@ -150,6 +152,7 @@ def _turn(row: Mapping[str, Any]) -> Turn:
         prompt_ids=tuple(row["prompt_ids"] or ()),
         response_ids=tuple(row["response_ids"] or ()),
         response_logprobs=tuple(row["response_logprobs"] or ()),
+        new_sequence=bool(row.get("new_sequence") or False),
         advantages={a["name"]: a["value"] for a in row["advantages"] or ()},
     )
 

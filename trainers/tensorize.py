@@ -3,7 +3,9 @@
 Two layouts over the same token data (token ids come from the rollout, never re-tokenized):
 
 - ``full``: one sequence per trajectory, ``prompt_0 + response_0 + prompt_1 + response_1 + ...``
-  where each ``prompt_i`` is the increment fed before turn i. Observation tokens are masked out of
+  where each ``prompt_i`` is the increment fed before turn i. A turn whose prompt started a new
+  sequence (``Turn.new_sequence``: a policy reset, a stateless policy) starts a new sample, so
+  no token is scored in a context the model did not see. Observation tokens are masked out of
   the loss; each response token carries its turn's advantage. One forward pass trains all turns.
 - ``window``: one sample per turn, ``full prompt of turn i + response_i``. For full-history
   trajectories the full prompt is rebuilt from the earlier turns' increments and responses; for
@@ -74,7 +76,9 @@ def _check_tokens(traj: Trajectory) -> None:
 
 
 def full_history_samples(batch: Batch, advantages: np.ndarray) -> list[Sample]:
-    """One sample per trajectory (requires full-history rollouts)."""
+    """One sample per trajectory (requires full-history rollouts), or one per run of turns
+    between turns whose prompt started a new sequence (``Turn.new_sequence``): such a turn's
+    ``prompt_ids`` are its whole prompt, and the model did not see the earlier turns' tokens."""
     samples = []
     for traj, offset in zip(batch.trajectories, batch.traj_offset, strict=True):
         if traj.metadata.get("history", "full") != "full":
@@ -89,6 +93,9 @@ def full_history_samples(batch: Batch, advantages: np.ndarray) -> list[Sample]:
         adv: list[float] = []
         tid: list[int] = []
         for i, turn in enumerate(traj.turns):
+            if turn.new_sequence and ids:  # close the sequence the model saw so far
+                samples.append(Sample(ids, mask, old, adv, tid))
+                ids, mask, old, adv, tid = [], [], [], [], []
             n_p, n_r = len(turn.prompt_ids), len(turn.response_ids)
             a = float(advantages[offset + i])
             ids += list(turn.prompt_ids) + list(turn.response_ids)
@@ -108,6 +115,8 @@ def window_samples(batch: Batch, advantages: np.ndarray) -> list[Sample]:
         increments = traj.metadata.get("history", "full") == "full"
         context: list[int] = []
         for i, turn in enumerate(traj.turns):
+            if turn.new_sequence:  # the whole prompt: earlier turns were not in the context
+                context = []
             prompt = context + list(turn.prompt_ids) if increments else list(turn.prompt_ids)
             n_p, n_r = len(prompt), len(turn.response_ids)
             samples.append(

@@ -59,6 +59,10 @@ class Completion:
     """Log-probability of each response token under the sampling policy."""
     prompt_ids: tuple[int, ...] = ()
     """Prompt tokens fed for this turn (the increment when the backend reuses a KV cache)."""
+    new_sequence: bool = False
+    """``prompt_ids`` are a whole prompt starting a new token sequence, not an increment: the
+    first turn, a stateless or window-mode turn, or a conversation whose render no longer
+    extends what was fed (a reset). Earlier turns' tokens were not in the model's context."""
 
 
 @runtime_checkable

@@ -17,10 +17,11 @@ the last assistant reply rendered on their own. ``reuse_cache=False`` (or ``hist
 re-renders and re-encodes the whole prompt every turn: the stateless reference.
 
 Token bookkeeping, per conversation and turn: ``Completion.prompt_ids`` are the prompt tokens new
-this turn (the whole prompt on a first or stateless turn) and ``Completion.token_ids`` the
-response. In full-history mode the concatenation ``prompt_ids_1 + token_ids_1 + prompt_ids_2 +
-token_ids_2 + ...`` is exactly the sequence the model has seen, so the trainer can score all turns
-of a trajectory in one forward pass.
+this turn (the whole prompt on a first, stateless or reset turn, which then sets
+``Completion.new_sequence``) and ``Completion.token_ids`` the response. In full-history mode the
+concatenation ``prompt_ids_1 + token_ids_1 + prompt_ids_2 + token_ids_2 + ...`` from one
+``new_sequence`` turn to the next is exactly the sequence the model has seen, so the trainer can
+score those turns in one forward pass.
 
 Logprob convention: ``Completion.logprobs[t]`` is the sampled token's log-probability under
 ``log_softmax(logits / temperature)`` over the full vocabulary (top-p affects sampling only);
@@ -195,6 +196,7 @@ class HFPolicy:
                 token_ids=tuple(row.response),
                 logprobs=tuple(row.logprobs),
                 prompt_ids=tuple(row.prompt_ids),
+                new_sequence=not row.base_ids,  # a whole prompt, not an increment
             )
             for row in rows
         ]

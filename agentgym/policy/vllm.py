@@ -19,8 +19,8 @@ model saw and the trainer tensorizes vLLM rollouts like hf ones. How the increme
   the reply): the sampled tokens are kept, closed with the template's end-of-reply marker, and
   followed by the messages after the last reply rendered on their own.
 - ``"reset"``: neither works (the history itself changed): the re-rendered full prompt is fed
-  and reported as ``prompt_ids``. From this turn on the concatenation no longer equals what the
-  model saw, so a trainer must drop or re-split such trajectories.
+  and reported as ``prompt_ids`` with ``Completion.new_sequence`` set (as on a "new" turn), so
+  the trainer starts a new sequence there instead of appending it to the earlier turns.
 
 Alignment caveat: keeping the sampled ids means the model may see a token sequence that
 re-tokenizing the rendered history would not produce (BPE merges across a reply's boundary,
@@ -98,6 +98,11 @@ class PromptPlan:
     def input_ids(self) -> tuple[int, ...]:
         """The whole token prompt given to the engine."""
         return self.base_ids + self.prompt_ids
+
+    @property
+    def new_sequence(self) -> bool:
+        """``prompt_ids`` are the whole prompt ("new" or "reset"): ``Completion.new_sequence``."""
+        return not self.base_ids
 
 
 @dataclass
@@ -347,6 +352,7 @@ class VLLMPolicy:
                     token_ids=ids,
                     logprobs=logprobs,
                     prompt_ids=plan.prompt_ids,
+                    new_sequence=plan.new_sequence,
                     metadata={
                         "alignment": plan.alignment,
                         "canonical": plan.canonical,

@@ -166,6 +166,7 @@ def test_prompt_ids_match_hf_policy(tiny, edit, alignment, sampling):
     for comps, turn_plans in zip(history, plans, strict=True):
         for comp, plan in zip(comps, turn_plans, strict=True):
             assert plan.prompt_ids == comp.prompt_ids
+            assert plan.new_sequence == comp.new_sequence == (plan.alignment in ("new", "reset"))
     assert all(p.alignment == "new" for p in plans[0])
     assert {p.alignment for turn in plans[1:] for p in turn} >= {alignment}
     if alignment != "reset":  # the sequence fed is every increment and reply, in order
