@@ -194,3 +194,102 @@ def ref_salt(
             used = list(dict(used).items())  # once per trajectory
         value[edge] = sum(a for _, a in used) / len(used)
     return [[value[edge] for edge in row] for row in keys]
+
+
+def tied(xs: list[float]) -> bool:
+    """Equal up to rounding: spread at most 1e-6 of the largest magnitude (the estimators' rule)."""
+    return max(xs) - min(xs) <= 1e-6 * max(abs(x) for x in xs)
+
+
+def ref_hgpo(
+    batch: Batch,
+    gamma: float = 0.95,
+    history_length: int = 2,
+    alpha: float = 1.0,
+    norm: str = "std",
+    base_group: bool = False,
+    eps: float = 1e-6,
+) -> list[list[float]]:
+    """Level j groups turns by (group, last j states); weighted mean of the informative levels."""
+    g = [discounted(t, gamma) for t in batch.trajectories]
+    members: dict[tuple, list[float]] = defaultdict(list)  # (group, window) -> step returns
+    for traj, gs in zip(batch.trajectories, g, strict=True):
+        states = [turn.state_key for turn in traj.turns]
+        for t, value in enumerate(gs):
+            for j in range(1, min(history_length + 1, t + 1) + 1):
+                members[traj.group_id, tuple(states[t - j + 1 : t + 1])].append(value)
+    groups = returns_by_group(batch)
+    episode = ref_grpo_traj(batch, norm, eps)
+    out = []
+    for traj, gs, a_e in zip(batch.trajectories, g, episode, strict=True):
+        states = [turn.state_key for turn in traj.turns]
+        row = []
+        for t, value in enumerate(gs):
+            items = []  # (weight, advantage)
+            rs = groups[traj.group_id]
+            if base_group and len(rs) > 1 and not tied(rs):
+                items.append((1.0, a_e))
+            for j in range(1, min(history_length + 1, t + 1) + 1):
+                xs = members[traj.group_id, tuple(states[t - j + 1 : t + 1])]
+                if len(xs) < 2 or tied(xs):
+                    continue
+                m = mean(xs)
+                pop_std = math.sqrt(sum((x - m) ** 2 for x in xs) / len(xs))
+                adv = (value - m) / (pop_std + eps) if norm == "std" else value - m
+                items.append(((j + 1.0) ** alpha, adv))
+            total = sum(w for w, _ in items)
+            row.append(sum(w * a for w, a in items) / total if items else 0.0)
+        out.append(row)
+    return out
+
+
+def graph_distance(batch: Batch, group_id: str) -> dict[str, float]:
+    """State -> fewest transitions to success in the group's graph (networkx, reversed BFS)."""
+    import networkx as nx
+
+    from agentgym.data import TERMINAL_SUCCESS
+
+    graph = nx.DiGraph()
+    for traj in batch.trajectories:
+        if traj.group_id != group_id:
+            continue
+        for turn, nxt in zip(traj.turns, next_states(traj), strict=True):
+            graph.add_edge(turn.state_key, nxt)
+    found: dict[str, float] = {}
+    if TERMINAL_SUCCESS in graph:
+        found = dict(nx.single_source_shortest_path_length(graph.reverse(), TERMINAL_SUCCESS))
+    far = max(found.values(), default=0)
+    return {node: float(found.get(node, far + 1)) for node in graph.nodes}
+
+
+def ref_graphgpo(
+    batch: Batch,
+    gamma: float = 0.1,
+    normalize_distance: bool = False,
+    scale: float = 1.0,
+    step_weight: float = 1.0,
+    episode_weight: float = 1.0,
+    norm: str = "std",
+    eps: float = 1e-6,
+) -> list[list[float]]:
+    dist = {gid: graph_distance(batch, gid) for gid in dict.fromkeys(batch.group_ids)}
+    step: list[list[float]] = []
+    anchors: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for traj in batch.trajectories:
+        d = dist[traj.group_id]
+        row = []
+        for turn, nxt in zip(traj.turns, next_states(traj), strict=True):
+            exponent = d[nxt] - d[turn.state_key] + 1 if normalize_distance else d[nxt]
+            row.append(scale * gamma**exponent)
+            anchors[traj.group_id, turn.state_key].append(row[-1])
+        step.append(row)
+    episode = ref_grpo_traj(batch, norm, eps)
+    out = []
+    for traj, row, a_e in zip(batch.trajectories, step, episode, strict=True):
+        adv = []
+        for turn, value in zip(traj.turns, row, strict=True):
+            xs = anchors[traj.group_id, turn.state_key]
+            a_s = 0.0 if tied(xs) else normalized(value, xs, norm, eps)
+            adv.append(step_weight * a_s + episode_weight * a_e)
+        out.append(adv)
+    return out

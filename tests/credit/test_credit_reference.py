@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 import pytest
 from credit_batches import random_batch
-from credit_reference import ref_gigpo, ref_grpo, ref_rloo, ref_salt, ref_turn_rloo
+from credit_reference import (
+    ref_gigpo,
+    ref_graphgpo,
+    ref_grpo,
+    ref_hgpo,
+    ref_rloo,
+    ref_salt,
+    ref_turn_rloo,
+)
 
 from agentgym.credit import compute
 
@@ -28,6 +36,14 @@ CASES: list[tuple[str, dict[str, Any], Callable[..., list[list[float]]]]] = [
     ("salt", {"count": "trajectory"}, ref_salt),
     ("salt", {"base_norm": "std", "edge_key": "state_action"}, ref_salt),
     ("salt", {"base": "rloo", "count": "trajectory", "edge_key": "state_action"}, ref_salt),
+    ("hgpo", {}, ref_hgpo),
+    ("hgpo", {"norm": "mean_norm", "base_group": True}, ref_hgpo),
+    ("hgpo", {"history_length": 0, "alpha": 0.0, "gamma": 1.0}, ref_hgpo),
+    ("hgpo", {"history_length": 4, "alpha": 2.5, "base_group": True, "gamma": 0.0}, ref_hgpo),
+    ("graphgpo", {}, ref_graphgpo),
+    ("graphgpo", {"normalize_distance": True, "norm": "mean_norm", "scale": 10.0}, ref_graphgpo),
+    ("graphgpo", {"gamma": 0.9, "episode_weight": 0.0, "step_weight": 2.0}, ref_graphgpo),
+    ("graphgpo", {"gamma": 0.0, "episode_weight": 0.5}, ref_graphgpo),
 ]
 
 
