@@ -138,6 +138,10 @@ ESTIMATOR_CASES: list[tuple[str, dict[str, Any]]] = [
     ("gigpo", {}),
     ("gigpo", {"similarity_threshold": 0.5}),
     *(("salt", o) for o in SALT_OPTIONS[::3]),
+    ("hgpo", {}),
+    ("hgpo", {"norm": "mean_norm", "base_group": True, "history_length": 3}),
+    ("graphgpo", {}),
+    ("graphgpo", {"normalize_distance": True, "norm": "mean_norm"}),
 ]
 
 

@@ -11,10 +11,10 @@ import agentgym.credit as credit
 from agentgym.credit import GiGPOConfig, get, make_config, names
 from agentgym.data import Batch
 
-ALL = ["gigpo", "grpo", "rloo", "salt", "turn_rloo"]
+ALL = ["gigpo", "graphgpo", "grpo", "hgpo", "rloo", "salt", "turn_rloo"]
 
 
-def test_import_registers_all_five() -> None:
+def test_import_registers_all_seven() -> None:
     assert names() == ALL
 
 
@@ -56,6 +56,15 @@ def test_unknown_estimator_suggests_gigpo() -> None:
         ("salt", {"base": "ppo"}, r"base='ppo' is not one of 'grpo', 'rloo'"),
         ("salt", {"edge_key": "state"}, r"edge_key='state'"),
         ("salt", {"count": "once"}, r"count='once'"),
+        ("hgpo", {"history_length": -1}, r"history_length=-1 must lie in \[0, 64\]"),
+        ("hgpo", {"history_length": 2.0}, r"history_length=2.0 must be an integer"),
+        ("hgpo", {"alpha": -1.0}, r"alpha=-1.0 must lie in \[0.0, 100.0\]"),
+        ("hgpo", {"norm": "l1"}, r"norm='l1' is not one of 'std', 'mean_norm'"),
+        ("hgpo", {"base_group": "yes"}, r"base_group='yes' must be true or false"),
+        ("graphgpo", {"gamma": 1.5}, r"gamma=1.5 must lie in \[0.0, 1.0\]"),
+        ("graphgpo", {"scale": 0.0}, r"scale=0.0 must lie in \(0.0, inf\]"),
+        ("graphgpo", {"episode_weight": -1}, r"episode_weight=-1 must lie in \[0.0, inf\]"),
+        ("graphgpo", {"normalize_distance": 1}, r"normalize_distance=1 must be true or false"),
     ],
 )
 def test_bad_values_are_named(name: str, options: dict, message: str) -> None:
