@@ -14,6 +14,12 @@ non-string action into an invalid-action observation, and refuses a step after t
 - ``state_key`` (:data:`STATE_KEY`): a string naming the true environment state, used to group
   anchor states (GiGPO) and build trajectory graphs (SALT). Defaults to the observation text;
   environments whose observations repeat for different states must give a truer key.
+
+Optional keys:
+
+- ``reply_grammar`` (:data:`REPLY_GRAMMAR`): a Lark grammar (llguidance syntax) that every
+  well-formed reply matches; tool environments state it, and constrained decoding
+  (:mod:`agentgym.constraint`) samples only replies that fit it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ WON = "won"
 ADMISSIBLE = "admissible_actions"
 INVALID = "invalid"
 STATE_KEY = "state_key"
+REPLY_GRAMMAR = "reply_grammar"
 INFO_KEYS = (TASK, TASK_ID, WON, ADMISSIBLE, INVALID, STATE_KEY)
 
 MAX_TEXT = 1 << 20

@@ -57,6 +57,10 @@ class Turn:
     new_sequence: bool = False
     """``prompt_ids`` are a whole prompt that started a new token sequence (the policy did not
     continue the earlier turns' tokens); the trainer scores the turn without them."""
+    constraint: str = ""
+    """Spec (JSON) of the constraint the response was sampled under (see
+    :mod:`agentgym.constraint`); ``""`` for free generation. The trainer rebuilds the allowed
+    token sets from it."""
     advantages: Mapping[str, float] = field(default_factory=dict)
     """Per-estimator advantage of this turn, when computed (estimator name -> value)."""
 
@@ -79,6 +83,11 @@ class Trajectory:
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """Constructor arguments, so the environment can be rebuilt for replay."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    fault: str | None = None
+    """Why the environment ended the episode early (``"ExceptionType: message"``: it raised or
+    hung in reset or step; ``metadata["fault"]`` has the stage and turn), None if it did not.
+    The trainer keeps faulted trajectories out of credit and the loss (or scores them as
+    failures, ``env.faults``)."""
 
     @property
     def episode_return(self) -> float:

@@ -21,14 +21,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
-
 from agentgym.core import INVALID, STATE_KEY, TASK, TASK_ID, WON
 from agentgym.data import Batch, Trajectory, Turn
 from agentgym.policy.base import Completion, Conversation, Policy, SamplingParams
+from agentgym.pool import EnvPool, Outcome
 from agentgym.prompting import ActionFormat
 from agentgym.prompting import action_format as action_format_of
-from agentgym.registry import make
 from agentgym.schema import jsonable
 
 ActionParser = Callable[[str], str | None]
@@ -37,9 +35,9 @@ SystemPrompt = Callable[[dict], str]
 
 @dataclass
 class _Episode:
-    """A live episode: its env, the chat the policy sees, and the turns so far."""
+    """A live episode: its env's pool slot, the chat the policy sees, and the turns so far."""
 
-    env: gym.Env
+    slot: int
     traj_id: str
     group_id: str
     seed: int
@@ -51,6 +49,8 @@ class _Episode:
     reset_info: dict[str, Any]
     turns: list[Turn] = field(default_factory=list)
     done: bool = False
+    fault: dict[str, Any] | None = None
+    """Why the env ended the episode early: stage (reset/step), turn, reason."""
 
 
 def collect(
@@ -68,6 +68,10 @@ def collect(
     parse_action: ActionParser | None = None,
     system_prompt: SystemPrompt | None = None,
     history_window: int | None = None,
+    workers: int | None = None,
+    executor: str | None = None,
+    step_timeout: float | None = None,
+    pool: EnvPool | None = None,
 ) -> Batch:
     """Play ``tasks`` groups of ``group_size`` episodes of ``env_id`` with ``policy``.
 
@@ -86,6 +90,14 @@ def collect(
     ``history_window``: None shows the policy the whole conversation (``metadata["history"] ==
     "full"``); k shows only the system message and the last k turns (``"window"``, verl-agent
     style), so prompts stay short but each turn is a new sequence for the model.
+
+    Environments live in an :class:`~agentgym.pool.EnvPool`: ``pool`` (kept by the caller, so
+    instances are reused across calls; it must build ``env_id`` with ``env_kwargs`` and
+    ``max_turns``), else a pool for this call only, of ``workers`` workers of ``executor``
+    (``"thread"`` by default when ``workers`` is set; without both, in this thread, as
+    before) with ``step_timeout``. The envs of a turn step in parallel across workers.
+    Faults are data: an env that raises (or hangs past ``step_timeout``) in reset or step ends
+    that episode only; its trajectory keeps the turns it has and ``fault`` says why.
     """
     if history_window is not None and history_window < 0:
         raise ValueError(f"history_window must be >= 0 or None, got {history_window}")
@@ -95,15 +107,18 @@ def collect(
     fmt = action_format_of(action_format)
     parse = parse_action or fmt.parse
     kwargs = dict(env_kwargs or {})
-    episodes = [
-        episode
-        for i in range(tasks)
-        for episode in _start_group(
-            env_id, kwargs, max_turns, seed + i, group_size, group_prefix, fmt, system_prompt
-        )
-    ]
-    live = episodes
+    own_pool = pool is None
+    if pool is None:
+        pool = _call_pool(env_id, kwargs, max_turns, workers, executor, step_timeout)
+    else:
+        _check_pool(pool, env_id, kwargs, max_turns, workers, executor, step_timeout)
+    episodes: list[_Episode] = []
+    live: list[_Episode] = []
     try:
+        episodes = _start_episodes(
+            pool, env_id, tasks, seed, group_size, group_prefix, fmt, system_prompt
+        )
+        live = [e for e in episodes if not e.done]
         while live:
             completions = policy.generate([e.conversation for e in live], sampling)
             if len(completions) != len(live):
@@ -111,8 +126,13 @@ def collect(
                     f"{type(policy).__name__}.generate returned {len(completions)} completions "
                     f"for {len(live)} conversations; it must return one per conversation."
                 )
-            for episode, completion in zip(live, completions, strict=True):
-                _advance(episode, completion, parse, fmt, history_window)
+            acts = [_action(completion, parse) for completion in completions]
+            steps = pool.step([e.slot for e in live], [action for _, action in acts])
+            for episode, completion, act, step in zip(live, completions, acts, steps, strict=True):
+                if step.fault is None:
+                    _advance(episode, completion, *act, step.value, fmt, history_window)
+                else:
+                    _fault(episode, "step", step, act[1])
             finished = [e.traj_id for e in live if e.done]
             live = [e for e in live if not e.done]
             if finished:
@@ -120,59 +140,132 @@ def collect(
     finally:
         if live:  # an exception stopped the rollout: release what the policy still holds
             policy.end_episodes([e.traj_id for e in live])
-        for episode in episodes:
-            episode.env.close()
+        if own_pool:
+            pool.close()
     history = "full" if history_window is None else "window"
-    return Batch(tuple(_trajectory(env_id, e, kwargs, history, fmt.name) for e in episodes))
+    return Batch(tuple(_trajectory(env_id, e, kwargs, history, fmt.name, pool) for e in episodes))
 
 
-def _start_group(
+def _call_pool(
     env_id: str,
     env_kwargs: dict[str, Any],
     max_turns: int | None,
+    workers: int | None,
+    executor: str | None,
+    step_timeout: float | None,
+) -> EnvPool:
+    """The pool of one collect call: in this thread unless workers or an executor are asked."""
+    if executor in (None, "inline") and not workers:
+        executor, workers = "inline", 1
+    return EnvPool(
+        env_id,
+        env_kwargs=env_kwargs,
+        max_turns=max_turns,
+        workers=workers or 1,
+        executor=executor or "thread",
+        step_timeout=step_timeout,
+    )
+
+
+def _check_pool(
+    pool: EnvPool,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    max_turns: int | None,
+    workers: int | None,
+    executor: str | None,
+    step_timeout: float | None,
+) -> None:
+    if not pool.matches(env_id, env_kwargs, max_turns):
+        raise ValueError(
+            f"the pool builds {pool.env_id} with {pool.env_kwargs} and max_turns="
+            f"{pool.max_turns_arg}, but collect asks for {env_id} with {env_kwargs} and "
+            f"max_turns={max_turns}; make a pool for this environment."
+        )
+    asked = {"workers": workers, "executor": executor, "step_timeout": step_timeout}
+    differ = [k for k, v in asked.items() if v is not None and v != getattr(pool, k)]
+    if differ:
+        raise ValueError(
+            f"collect got a pool and different {', '.join(differ)}; pass one or the other"
+        )
+
+
+def _start_episodes(
+    pool: EnvPool,
+    env_id: str,
+    tasks: int,
     seed: int,
     group_size: int,
     group_prefix: str,
     fmt: ActionFormat,
     system_prompt: SystemPrompt | None,
 ) -> list[_Episode]:
-    """Build and reset the ``group_size`` members of one group (all with ``seed``)."""
+    """Reset the ``group_size`` members of each of ``tasks`` groups (group ``i``: ``seed + i``)
+    in pool slots ``0 .. tasks * group_size - 1``, all at once."""
     prompt = system_prompt or fmt.system_prompt
-    resets = []
-    for _ in range(group_size):
-        env = make(env_id, max_turns=max_turns, **env_kwargs)
-        resets.append((env, *env.reset(seed=seed)))
-    task_ids = {str(info.get(TASK_ID, "")) for _, _, info in resets}
-    if len(task_ids) != 1:
-        raise RuntimeError(
-            f"{env_id} gave different task ids {sorted(task_ids)} for the same seed {seed}; "
-            "the environment breaks the contract that a seed fixes the task (run check_env)."
-        )
-    group_id = f"{group_prefix}{env_id}:{task_ids.pop()}:{seed}"
+    seeds = [seed + i for i in range(tasks) for _ in range(group_size)]
+    resets = pool.reset(range(len(seeds)), seeds)
     episodes = []
-    for member, (env, obs, info) in enumerate(resets):
-        traj_id = f"{group_id}#{member}"
-        messages = [
-            {"role": "system", "content": prompt(info)},
-            {"role": "user", "content": fmt.observation(obs, info)},
-        ]
-        conversation = Conversation(key=traj_id, messages=messages, info=info, env=env)
-        episodes.append(_Episode(env, traj_id, group_id, seed, conversation, obs, info, info))
+    for i in range(tasks):
+        members = resets[i * group_size : (i + 1) * group_size]
+        task_ids = {str(r.value[1].get(TASK_ID, "")) for r in members if r.fault is None}
+        if len(task_ids) > 1:
+            raise RuntimeError(
+                f"{env_id} gave different task ids {sorted(task_ids)} for the same seed "
+                f"{seed + i}; the environment breaks the contract that a seed fixes the task "
+                "(run check_env)."
+            )
+        group_id = f"{group_prefix}{env_id}:{task_ids.pop() if task_ids else ''}:{seed + i}"
+        for member, reset in enumerate(members):
+            slot = i * group_size + member
+            traj_id = f"{group_id}#{member}"
+            obs, info = reset.value if reset.fault is None else ("", {})
+            messages = [
+                {"role": "system", "content": prompt(info) if reset.fault is None else ""},
+                {"role": "user", "content": fmt.observation(obs, info)},
+            ]
+            conversation = Conversation(key=traj_id, messages=messages, info=info)
+            episode = _Episode(slot, traj_id, group_id, seed + i, conversation, obs, info, info)
+            if reset.fault is None:
+                conversation.env = pool.env(slot)
+            else:
+                _fault(episode, "reset", reset, None)
+            episodes.append(episode)
     return episodes
+
+
+def _fault(episode: _Episode, stage: str, outcome: Outcome, action: str | None) -> None:
+    """End ``episode``: its env faulted in ``stage`` (the turns so far are kept)."""
+    episode.done = True
+    episode.fault = {
+        "stage": stage,
+        "turn": len(episode.turns),
+        "reason": outcome.fault,
+        "action": action,
+    }
+
+
+def _action(completion: Completion, parse: ActionParser) -> tuple[str | None, str]:
+    """The parsed action of a reply (None if it did not parse) and what is sent to the env."""
+    output = completion.text
+    # a reply sampled under a constraint is already a valid action: it goes to the env verbatim
+    parsed = output if completion.constraint else parse(output)
+    action = output if parsed is None else parsed
+    return parsed, action
 
 
 def _advance(
     episode: _Episode,
     completion: Completion,
-    parse: ActionParser,
+    parsed: str | None,
+    action: str,
+    step: tuple[str, float, bool, bool, dict[str, Any]],
     fmt: ActionFormat,
     window: int | None,
 ) -> None:
-    """Parse the policy's output, step the env, record the turn and extend the chat."""
+    """Record the turn that ``step`` (the env's answer to ``action``) ends; extend the chat."""
     output = completion.text
-    parsed = parse(output)
-    action = output if parsed is None else parsed
-    obs, reward, terminated, truncated, info = episode.env.step(action)
+    obs, reward, terminated, truncated, info = step
     episode.turns.append(
         Turn(
             observation=episode.obs,
@@ -188,6 +281,7 @@ def _advance(
             response_ids=tuple(completion.token_ids),
             response_logprobs=tuple(completion.logprobs),
             new_sequence=bool(completion.new_sequence),
+            constraint=completion.constraint,
         )
     )
     messages = episode.conversation.messages
@@ -203,7 +297,12 @@ def _advance(
 
 
 def _trajectory(
-    env_id: str, episode: _Episode, env_kwargs: dict[str, Any], history: str, fmt_name: str
+    env_id: str,
+    episode: _Episode,
+    env_kwargs: dict[str, Any],
+    history: str,
+    fmt_name: str,
+    pool: EnvPool,
 ) -> Trajectory:
     reset_info = episode.reset_info
     system = episode.conversation.messages[0]["content"]
@@ -220,10 +319,12 @@ def _trajectory(
         metadata={
             "system_prompt": system,
             "reset_info": jsonable(reset_info),
-            "max_turns": getattr(episode.env, "max_turns", None),
+            "max_turns": pool.max_turns,
             "history": history,
             "action_format": fmt_name,
+            **({"fault": episode.fault} if episode.fault else {}),
         },
+        fault=episode.fault["reason"] if episode.fault else None,
     )
 
 

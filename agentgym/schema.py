@@ -44,6 +44,7 @@ TURN_TYPE = pa.struct(
         pa.field("response_ids", pa.list_(pa.int32())),
         pa.field("response_logprobs", pa.list_(pa.float32())),
         pa.field("new_sequence", pa.bool_()),
+        pa.field("constraint", pa.string()),
         pa.field("advantages", pa.list_(ADVANTAGE_TYPE)),
     ]
 )
@@ -61,6 +62,7 @@ TRAJECTORY_SCHEMA = pa.schema(
         pa.field("num_turns", pa.int32()),  # derived
         pa.field("env_kwargs", pa.string()),  # JSON object
         pa.field("metadata", pa.string()),  # JSON object
+        pa.field("fault", pa.string()),  # null unless the env raised or hung (Trajectory.fault)
         pa.field("turns", pa.list_(TURN_TYPE)),
     ],
     metadata={VERSION_KEY: str(SCHEMA_VERSION).encode()},
@@ -111,6 +113,7 @@ def _turn_row(turn: Turn) -> dict[str, Any]:
         "response_ids": turn.response_ids,
         "response_logprobs": turn.response_logprobs,
         "new_sequence": bool(turn.new_sequence),
+        "constraint": turn.constraint,
         "advantages": [{"name": str(k), "value": float(v)} for k, v in turn.advantages.items()],
     }
 
@@ -128,6 +131,7 @@ def _traj_row(traj: Trajectory) -> dict[str, Any]:
         "num_turns": len(traj.turns),
         "env_kwargs": dumps(traj.env_kwargs),
         "metadata": dumps(traj.metadata),
+        "fault": traj.fault,
         "turns": [_turn_row(t) for t in traj.turns],
     }
 
@@ -153,6 +157,7 @@ def _turn(row: Mapping[str, Any]) -> Turn:
         response_ids=tuple(row["response_ids"] or ()),
         response_logprobs=tuple(row["response_logprobs"] or ()),
         new_sequence=bool(row.get("new_sequence") or False),
+        constraint=str(row.get("constraint") or ""),
         advantages={a["name"]: a["value"] for a in row["advantages"] or ()},
     )
 
@@ -172,6 +177,7 @@ def from_table(table: pa.Table) -> list[Trajectory]:
             traj_id=row["traj_id"],
             env_kwargs=json.loads(row["env_kwargs"]),
             metadata=json.loads(row["metadata"]),
+            fault=row.get("fault"),
         )
         for row in table.to_pylist()
     ]

@@ -5,6 +5,9 @@
 - The format: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` or
   ``<answer>...</answer>``; :func:`parse_tool_call` reads the first one of a reply,
   :func:`format_tool_call` and :func:`format_answer` write them.
+- :func:`reply_grammar` states the format as a Lark grammar for constrained decoding: one call
+  whose name is a tool and whose arguments fit its types (JSON written the way
+  :func:`format_tool_call` writes it), or an answer.
 
 Everything here is re-exported by :mod:`agentgym.tools`; import it from there.
 """
@@ -174,6 +177,66 @@ class ToolSpec:
         return ToolCall(self.name, args)
 
 
+# -- the format as a grammar ------------------------------------------------------------------
+def json_schema(annotation: Any) -> dict[str, Any]:
+    """JSON Schema of the values :func:`_matches` accepts for ``annotation``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if annotation is Any:
+        return {}
+    if origin in (Union, types.UnionType):
+        return {"anyOf": [json_schema(a) for a in args]}
+    if origin is Literal:
+        return {"enum": list(args)}
+    if origin in (list, tuple, Sequence):
+        return {"type": "array", **({"items": json_schema(args[0])} if args else {})}
+    if origin in (dict, Mapping) or annotation in (dict, Mapping):
+        return {"type": "object"}
+    simple = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array"}
+    if annotation is type(None):
+        return {"type": "null"}
+    if annotation in simple:
+        return {"type": simple[annotation]}
+    return {}
+
+
+def call_schema(spec: ToolSpec) -> dict[str, Any]:
+    """JSON Schema of ``{"name": spec.name, "arguments": {...}}`` for one tool."""
+    arguments = {
+        "type": "object",
+        "properties": {p.name: json_schema(spec.hints[p.name]) for p in spec.params},
+        "required": [p.name for p in spec.params if p.default is p.empty],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"name": {"const": spec.name}, "arguments": arguments},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }
+
+
+def reply_grammar(specs: Sequence[ToolSpec]) -> str:
+    """Lark grammar (llguidance) of a well-formed reply: one tool call or one answer.
+
+    The call's JSON has ``name`` then ``arguments``, separators ``", "`` and ``": "`` (as
+    :func:`format_tool_call` writes it); strings are free text; the answer is any text without
+    ``<``. Nothing may come before or after the tag.
+    """
+    schema = {
+        "anyOf": [call_schema(s) for s in specs],
+        "x-guidance": {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "},
+    }
+    rules = [
+        "start: call | answer" if specs else "start: answer",
+        'answer: "<answer>" ANSWER_TEXT "</answer>"',
+        "ANSWER_TEXT: /[^<]+/",
+    ]
+    if specs:
+        rules.append('call: "<tool_call>" call_json "</tool_call>"')
+        rules.append(f"call_json: %json {json.dumps(schema)}")
+    return "\n".join(rules) + "\n"
+
+
 # -- the text format --------------------------------------------------------------------------
 def format_tool_call(call: ToolCall | str, /, **arguments: Any) -> str:
     """``<tool_call>{...}</tool_call>`` for a ToolCall, or for a name and keyword arguments."""
@@ -238,5 +301,6 @@ __all__ = [
     "format_answer",
     "format_tool_call",
     "parse_tool_call",
+    "reply_grammar",
     "tool",
 ]

@@ -24,6 +24,9 @@ declaration and text-format half lives in :mod:`agentgym.toolcall` and is re-exp
   tool signatures with docstrings, the call format), which the rollout uses as the system
   message. The rollout must hand the env the whole model output: use the ``tool`` action
   format of :mod:`agentgym.prompting` (its parser is the identity).
+  :data:`~agentgym.core.REPLY_GRAMMAR` on every reset and step: the reply format as a Lark
+  grammar built from the tools' signatures (:func:`~agentgym.toolcall.reply_grammar`), which
+  constrained decoding (``policy.decoding=constrained``) samples within.
 - ``state_key``: ``"<task id>|<call>|<call>..."`` with each successful call as
   ``name{sorted-json-arguments}``; invalid or failed calls leave the state (and key) unchanged;
   after the answer the key ends in ``|<answered>``.
@@ -47,7 +50,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from agentgym.core import INVALID, STATE_KEY, TASK, TASK_ID, WON, TextEnv
+from agentgym.core import INVALID, REPLY_GRAMMAR, STATE_KEY, TASK, TASK_ID, WON, TextEnv
 from agentgym.prompting import SYSTEM_PROMPT
 from agentgym.toolcall import (
     ANSWER,
@@ -59,6 +62,7 @@ from agentgym.toolcall import (
     format_answer,
     format_tool_call,
     parse_tool_call,
+    reply_grammar,
     short_repr,
     tool,
 )
@@ -234,6 +238,13 @@ class ToolEnv(TextEnv):
         """The env's tools by name, the built-in ``answer`` last."""
         return {**cls._tool_specs, ANSWER: ANSWER_SPEC}
 
+    @classmethod
+    def reply_grammar(cls) -> str:
+        """The reply format as a Lark grammar: a call of one of the tools, or an answer."""
+        if "_grammar" not in cls.__dict__:
+            cls._grammar = reply_grammar(list(cls._tool_specs.values()))
+        return cls._grammar
+
     @property
     def task(self) -> Task:
         """The current episode's task (after reset)."""
@@ -287,6 +298,7 @@ class ToolEnv(TextEnv):
             TASK: self._current.prompt,
             TASK_ID: self._current.id,
             SYSTEM_PROMPT: self.system_prompt(),
+            REPLY_GRAMMAR: self.reply_grammar(),
             TOOL_CALL: None,
             STATE_KEY: self._current_state_key(),
         }
@@ -341,7 +353,12 @@ class ToolEnv(TextEnv):
 
     def _info(self, info: dict[str, Any], *, invalid: bool = False) -> dict[str, Any]:
         """``info`` with the invalid flag and the current state key."""
-        return {**info, INVALID: invalid, STATE_KEY: self._current_state_key()}
+        return {
+            **info,
+            INVALID: invalid,
+            STATE_KEY: self._current_state_key(),
+            REPLY_GRAMMAR: self.reply_grammar(),
+        }
 
     def _current_state_key(self) -> str:
         if self._current is None:

@@ -40,13 +40,12 @@ class PolicySection:
         "How actions are parsed: 'plain' (first line), 'tag' (<action>...</action>) or 'tool' "
         "(the whole reply, for tool environments' <tool_call>/<answer> tags).",
     )
-    decoding: Literal["generate", "choose"] = param(
+    decoding: Literal["generate", "constrained"] = param(
         "generate",
-        "'generate': free text, parsed into an action; 'choose': score each admissible action "
-        "under the model and sample one (always valid; see agentgym.policy.choice).",
-    )
-    choice_score: Literal["sum", "mean"] = param(
-        "sum", "In choose mode, rank actions by total ('sum') or per-token ('mean') logprob."
+        "'generate': free text, parsed into an action; 'constrained': every token is sampled "
+        "from the model renormalised over what the env's constraint allows (its admissible "
+        "actions or reply grammar), and trained under the same distribution "
+        "(see agentgym.constraint).",
     )
     history: Literal["full", "window"] = param(
         "full",
@@ -55,6 +54,12 @@ class PolicySection:
     )
     window: int = param(2, "Turns of history kept in 'window' mode.")
     max_batch: int = param(16, "Most conversations decoded together.")
+    gpu_memory_utilization: float = param(
+        0.3, "vllm backend: share of the GPU the engine may take (the trained model needs the rest)."
+    )
+    vllm_sleep: bool = param(
+        True, "vllm backend: release the engine's GPU memory during each update (sleep mode)."
+    )
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,17 @@ class TrainerSection:
     eval_episodes: int = param(16, "Episodes per evaluation.")
     eval_seed: int = param(10_000, "Base seed of evaluation tasks (disjoint from training).")
     eval_temperature: float = param(0.0, "Sampling temperature of evaluation (0: greedy).")
+    max_staleness: int = param(
+        0,
+        "Asynchronous rollouts: 0 collects each iteration right before its update; k >= 1 "
+        "collects up to k iterations ahead in a background thread, training on trajectories "
+        "at most k policy versions old (see agentgym.trainers.async_rollout).",
+    )
+    strategy: Literal["ddp", "fsdp"] = param(
+        "ddp",
+        "Under torchrun (agentgym train --nproc N): 'ddp' replicates the model on each rank; "
+        "'fsdp' shards it with FSDP2 (models that do not fit; needs policy.backend=vllm).",
+    )
 
 
 @dataclass(frozen=True)

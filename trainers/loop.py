@@ -6,6 +6,7 @@ with its own test; nothing here branches on which credit estimator or environmen
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import random
@@ -19,16 +20,18 @@ import torch
 
 from agentgym import credit
 from agentgym.config import to_dict
+from agentgym.constraint import ConstraintCompiler
 from agentgym.data import Batch, Trajectory
 from agentgym.evaluate import EvalResult, batch_metrics, evaluate
 from agentgym.policy.base import Policy, SamplingParams
 from agentgym.prompting import action_format
 from agentgym.rollout import collect
 from agentgym.store import Run
-from agentgym.trainers import checkpoint
+from agentgym.trainers import checkpoint, distributed
+from agentgym.trainers.async_rollout import Rollouts
 from agentgym.trainers.config import RewardSection, TrainConfig
 from agentgym.trainers.loss import LossConfig
-from agentgym.trainers.tensorize import make_samples
+from agentgym.trainers.tensorize import constrain, make_samples
 from agentgym.trainers.update import (
     eval_mode,
     ppo_update,
@@ -113,12 +116,17 @@ def build_model(cfg: TrainConfig, device: str) -> tuple[torch.nn.Module, Any]:
     return model, tokenizer
 
 
-def build_policy(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any, device: str) -> Policy:
-    if cfg.policy.backend == "vllm":
-        raise NotImplementedError(
-            "Training with the vllm backend is not wired yet; use policy.backend=hf "
-            "(vllm serves evaluation through agentgym.policy.vllm)."
-        )
+def build_policy(
+    cfg: TrainConfig,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    device: str,
+    ranks: distributed.Ranks = distributed.SINGLE,
+) -> Policy:
+    if cfg.policy.backend == "vllm":  # an engine beside the trained model, synced after updates
+        from agentgym.policy.vllm import VLLMPolicy
+
+        return VLLMPolicy.for_training(cfg, tokenizer, distributed_ranks=ranks.world_size)
     from agentgym.policy.hf import HFPolicy
 
     return HFPolicy(
@@ -128,7 +136,6 @@ def build_policy(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any, devic
         max_batch=cfg.policy.max_batch,
         history=cfg.policy.history,
         action_mode=cfg.policy.decoding,
-        choice_score=cfg.policy.choice_score,
     )
 
 
@@ -168,15 +175,68 @@ def run_eval(cfg: TrainConfig, policy: Policy, model: torch.nn.Module) -> EvalRe
         )
 
 
-def open_run(cfg: TrainConfig, resume: bool) -> Run:
+def open_run(cfg: TrainConfig, resume: bool, ranks: distributed.Ranks = distributed.SINGLE) -> Run:
     path = Path(cfg.out_dir) / cfg.name
+    if not ranks.is_main:  # rank 0 opened it (distributed.main_first); only rank 0 writes
+        return distributed.RankRun(Run(path), ranks)
     has_work = (path / "metrics.jsonl").exists() or checkpoint.latest(path / "checkpoints")
     if has_work and not resume:
         raise RunExistsError(
             f"Run directory {str(path)!r} already holds a run. Pass --resume to continue it, "
             f"or choose another name (name=... or out_dir=...)."
         )
-    return Run.create(path, config=to_dict(cfg))
+    run = Run.create(path, config=to_dict(cfg))
+    return distributed.RankRun(run, ranks) if ranks.distributed else run
+
+
+def collect_iteration(
+    cfg: TrainConfig, policy: Policy, it: int, ranks: distributed.Ranks = distributed.SINGLE
+) -> Batch:
+    """This rank's share of iteration ``it``: its tasks × group_size episodes with ``policy``."""
+    first, count = distributed.task_shard(cfg.env.tasks_per_iter, ranks)
+    model = getattr(policy, "model", None)  # an hf policy's model may be in training mode
+    with eval_mode(model) if model is not None else contextlib.nullcontext(), torch.no_grad():
+        return collect(
+            cfg.env.id,
+            policy,
+            tasks=count,
+            group_size=cfg.env.group_size,
+            seed=cfg.env.seed + (it - 1) * cfg.env.tasks_per_iter + first,
+            max_turns=cfg.env.max_turns,
+            sampling=sampling_params(cfg, seed=ranks.seed(iteration_seed(cfg.seed, it))),
+            env_kwargs=cfg.env.kwargs,
+            group_prefix=f"it{it}:",
+            **collect_kwargs(cfg),
+        )
+
+
+def build_rollouts(
+    cfg: TrainConfig,
+    policy: Policy,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    device: str,
+    ranks: distributed.Ranks,
+    version: int,
+) -> Rollouts:
+    """Rollouts in step with the updates, or ahead of them (``trainer.max_staleness``) by a
+    worker whose weights the update does not touch: the vLLM engine, or a copy of the model."""
+    worker = None
+    if cfg.trainer.max_staleness > 0:
+        own_weights = hasattr(policy, "sync_weights")
+        worker = (
+            policy if own_weights else build_policy(cfg, copy.deepcopy(model), tokenizer, device)
+        )
+    return Rollouts(
+        lambda pol, it: collect_iteration(cfg, pol, it, ranks),
+        policy,
+        model=model,
+        max_staleness=cfg.trainer.max_staleness,
+        version=version,
+        last_iteration=cfg.trainer.iterations,
+        ranks=ranks,
+        worker=worker,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,14 +246,17 @@ def open_run(cfg: TrainConfig, resume: bool) -> Run:
 
 def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = None) -> Run:
     """Train ``cfg.policy.model`` on ``cfg.env.id``; return the run (``report`` gets each record)."""
-    report = report or (lambda record: None)
-    run = open_run(cfg, resume)
+    ranks = distributed.init()  # rank and world size under torchrun; one process otherwise
+    report = report if report and ranks.is_main else (lambda record: None)
+    with distributed.main_first(ranks):
+        run = open_run(cfg, resume, ranks)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.policy.device)
+    device = ranks.device(resolve_device(cfg.policy.device))
     model, tokenizer = build_model(cfg, device)
-    policy = build_policy(cfg, model, tokenizer, device)
+    policy = build_policy(cfg, model, tokenizer, device, ranks)
     tc = cfg.trainer
-    params = [p for p in model.parameters() if p.requires_grad]
+    trained = distributed.wrap(model, ranks, tc.strategy)  # DDP/FSDP2, or the model itself
+    params = [p for p in trained.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     warmup = max(tc.warmup_iters, 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -211,35 +274,30 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
     estimator = credit.get(cfg.credit.estimator)
     credit_cfg = credit.make_config(cfg.credit.estimator, cfg.credit.options)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    constraints = ConstraintCompiler(tokenizer, getattr(model.config, "vocab_size", None))
 
     start = 1
     ckpt = checkpoint.latest(run.checkpoints_dir) if resume else None
     if ckpt is not None:
-        state = checkpoint.load(ckpt, model, optimizer, scheduler)
+        state = distributed.load_checkpoint(ckpt, trained, optimizer, scheduler)
         start = state["iteration"] + 1
         run.truncate_after(state["store_iteration"])  # drop work done after the checkpoint
     elif resume:
         run.truncate_after(0)
-    if start == 1 and not any(r.get("phase") == "eval" for r in run.read_metrics()):
-        result = run_eval(cfg, policy, model)
+    rollouts = build_rollouts(cfg, policy, model, tokenizer, device, ranks, version=start - 1)
+    if (
+        ranks.is_main
+        and start == 1
+        and not any(r.get("phase") == "eval" for r in run.read_metrics())
+    ):
+        result = rollouts.call(lambda pol: run_eval(cfg, pol, model))
         report(run.log_metrics({"phase": "eval", **result.overall.as_dict()}, iteration=0))
 
     for it in range(start, tc.iterations + 1):
         t0 = time.perf_counter()
-        # 1. collect: tasks × group_size episodes with the current policy
-        with eval_mode(model), torch.no_grad():
-            batch = collect(
-                cfg.env.id,
-                policy,
-                tasks=cfg.env.tasks_per_iter,
-                group_size=cfg.env.group_size,
-                seed=cfg.env.seed + (it - 1) * cfg.env.tasks_per_iter,
-                max_turns=cfg.env.max_turns,
-                sampling=sampling_params(cfg, seed=iteration_seed(cfg.seed, it)),
-                env_kwargs=cfg.env.kwargs,
-                group_prefix=f"it{it}:",
-                **collect_kwargs(cfg),
-            )
+        # 1. collect: tasks × group_size episodes (each rank its share, gathered), in step
+        #    with the update or ahead of it in a thread (trainer.max_staleness)
+        batch = rollouts.get(it)
         t_rollout = time.perf_counter() - t0
         # 2. credit: one advantage per turn, from the shaped rewards
         advantages = estimator(shape_rewards(batch, cfg.reward), credit_cfg)  # [T]
@@ -247,9 +305,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
         run.write_trajectories(batch, it)
         # 3. tensorize and 4. update
         t1 = time.perf_counter()
-        samples = make_samples(batch, advantages, layout)
+        samples = constrain(make_samples(batch, advantages, layout), batch, constraints)
+        rollouts.before_update()
         stats = ppo_update(
-            model,
+            trained,
             optimizer,
             samples,
             loss_cfg,
@@ -262,8 +321,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
             reference=reference,
             device=device,
             rng=random.Random(iteration_seed(cfg.seed, it)),
+            ranks=ranks,
         )
         scheduler.step()
+        rollouts.after_update(trained)  # the new version: into the engine, or published
         t_update = time.perf_counter() - t1
         # 5. log
         outcome = batch_metrics(batch)
@@ -272,6 +333,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
             "phase": "train",
             **outcome,
             **stats,
+            **rollouts.stats,
             "lr": scheduler.get_last_lr()[0],
             "rollout_s": t_rollout,
             "update_s": t_update,
@@ -281,19 +343,23 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
         report(run.log_metrics(record, iteration=it))
         # 6. checkpoint, and evaluate now and then
         if it % max(tc.checkpoint_every, 1) == 0 or it == tc.iterations:
-            checkpoint.save(
+            distributed.save_checkpoint(
+                ranks,
                 run.checkpoints_dir,
                 it,
-                model,
+                trained,
                 optimizer,
                 scheduler,
                 keep=tc.keep_checkpoints,
                 store_iteration=it,
             )
-        if (tc.eval_every and it % tc.eval_every == 0) or it == tc.iterations:
-            result = run_eval(cfg, policy, model)
+        if ranks.is_main and ((tc.eval_every and it % tc.eval_every == 0) or it == tc.iterations):
+            result = rollouts.call(lambda pol: run_eval(cfg, pol, model))
             report(run.log_metrics({"phase": "eval", **result.overall.as_dict()}, iteration=it))
-    export_model(run, model, tokenizer)
+    rollouts.close()
+    if ranks.is_main:
+        export_model(run, model, tokenizer)
+    distributed.teardown(ranks)
     return run
 
 

@@ -11,6 +11,9 @@ from typing import Literal
 
 import torch
 
+from agentgym.constraint import unpack
+from agentgym.policy.sampling import restricted_entropy, scaled_log_probs
+from agentgym.trainers.kl import KLEstimator, KLPlacement, check_kl_choice, kl_terms
 from agentgym.trainers.tensorize import TensorBatch
 
 Aggregation = Literal["token-mean", "seq-mean"]
@@ -22,33 +25,51 @@ class TokenOutputs:
     entropy: torch.Tensor | None  # [N] entropy of the same distribution (None if not asked)
 
 
+def response_logits(model: torch.nn.Module, tb: TensorBatch) -> torch.Tensor:
+    """Logits [N, V] (float32) predicting the N response tokens of ``tb``, row-major.
+
+    They come from the model's own forward, so its logit post-processing (final soft-capping,
+    logit scaling) is included, exactly as in generation. Only the positions that predict a
+    response token go through the LM head (``logits_to_keep`` as a boolean mask), so memory is
+    O(N·V), not O(B·L·V); models whose forward lacks that argument compute all logits.
+    """
+    predicts = torch.zeros_like(tb.loss_mask)
+    predicts[:, :-1] = tb.loss_mask[:, 1:]  # position p predicts token p + 1
+    if _KEEP_MASK.get(type(model)) is not False:
+        out = model(
+            input_ids=tb.input_ids, attention_mask=tb.attention_mask, logits_to_keep=predicts
+        )
+        if out.logits.dim() == 2:  # [N, V]: the mask was applied
+            _KEEP_MASK[type(model)] = True
+            return out.logits.float()
+        _KEEP_MASK[type(model)] = False
+        return out.logits[predicts].float()
+    out = model(input_ids=tb.input_ids, attention_mask=tb.attention_mask)
+    return out.logits[predicts].float()
+
+
+_KEEP_MASK: dict[type, bool] = {}
+"""Whether a model class's forward takes ``logits_to_keep`` as a boolean mask."""
+
+
 def response_logprobs(
     model: torch.nn.Module, tb: TensorBatch, *, temperature: float = 1.0, entropy: bool = False
 ) -> TokenOutputs:
     """Log-probabilities of the response tokens of ``tb`` under ``model``.
 
-    Only response positions go through the LM head (prompt tokens dominate multi-turn
-    sequences), so memory is O(N·V), not O(B·L·V). ``temperature`` must be the rollout's, so
-    the numbers match the rollout's logprobs (0 = greedy is treated as 1).
+    ``temperature`` must be the rollout's, so the numbers match the rollout's logprobs (0 =
+    greedy is treated as 1). Tokens sampled under a constraint (``tb.allowed``) are scored under
+    the softmax renormalised over their allowed set, the distribution they were sampled from;
+    the entropy is that distribution's too.
     """
-    out = model(
-        input_ids=tb.input_ids,
-        attention_mask=tb.attention_mask,
-        output_hidden_states=True,
-        logits_to_keep=1,
-    )
-    hidden = out.hidden_states[-1][:, :-1]  # [B, L-1, D], position p predicts token p+1
-    select = tb.loss_mask[:, 1:]  # [B, L-1]
-    h = hidden[select]  # [N, D]
-    logits = model.get_output_embeddings()(h).float()  # [N, V]
-    if temperature > 0:
-        logits = logits / temperature
-    logp = torch.log_softmax(logits, dim=-1)  # [N, V]
-    targets = tb.input_ids[:, 1:][select]  # [N]
+    logits = response_logits(model, tb)  # [N, V]
+    allowed = None
+    if tb.allowed is not None:
+        allowed = unpack(tb.allowed.to(logits.device), logits.shape[-1])  # [N, V] bool
+    logp = scaled_log_probs(logits, temperature, allowed)  # [N, V]
+    targets = tb.input_ids[:, 1:][tb.loss_mask[:, 1:]]  # [N]
     token_lp = logp.gather(-1, targets[:, None]).squeeze(-1)
-    ent = None
-    if entropy:
-        ent = -(logp.exp() * logp).sum(-1)
+    ent = restricted_entropy(logp) if entropy else None
     return TokenOutputs(token_lp, ent)
 
 
@@ -59,6 +80,13 @@ class LossConfig:
     kl_coef: float = 0.0
     entropy_coef: float = 0.0
     aggregation: Aggregation = "token-mean"
+    kl_estimator: KLEstimator = "k2"
+    """Per-token KL estimator (see :mod:`agentgym.trainers.kl` for each one's gradient)."""
+    kl_in: KLPlacement = "loss"
+    """Where the KL enters: a loss term, or a penalty subtracted from each token's advantage."""
+
+    def __post_init__(self) -> None:
+        check_kl_choice(self.kl_estimator, self.kl_in)
 
 
 def ppo_loss(
@@ -72,8 +100,9 @@ def ppo_loss(
     total_turns: int,
     ref_lp: torch.Tensor | None = None,
     entropy: torch.Tensor | None = None,
+    token_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """PPO-clip surrogate (Schulman et al. 2017, eq. 7) with optional k3 KL and entropy bonus.
+    """PPO-clip surrogate (Schulman et al. 2017, eq. 7) with optional KL and entropy bonus.
 
     All tensors are [N] over the response tokens of one micro-batch. ``total_tokens`` and
     ``total_turns`` count the whole mini-batch, so summing the micro-batch losses under gradient
@@ -82,21 +111,34 @@ def ppo_loss(
     - ``token-mean``: Σ_tokens ℓ / total_tokens;
     - ``seq-mean``: Σ_turns (mean of ℓ over the turn's tokens) / total_turns.
 
-    KL to the reference uses the k3 estimator exp(r) − r − 1 with r = ref_lp − new_lp
-    (Schulman 2020, "Approximating KL divergence").
+    KL to the reference (``ref_lp``, when ``cfg.kl_coef > 0``): the estimator
+    ``cfg.kl_estimator`` either added to ℓ (``kl_in="loss"``) or, detached, subtracted from the
+    token's advantage (``kl_in="reward"``); see :mod:`agentgym.trainers.kl`. ``entropy`` is
+    always reported when given and enters ℓ only with ``cfg.entropy_coef > 0``.
+    ``token_weights`` [N] (detached, e.g. a truncated importance weight) multiply ℓ per token.
+
+    ``clipfrac`` is the fraction of tokens whose clipped term is the one the min selects and
+    differs from the unclipped one (A > 0 and ratio > 1 + clip_high, or A < 0 and ratio <
+    1 − clip_low): exactly the tokens whose surrogate gradient the clip removes.
     """
     log_ratio = new_lp - old_lp
     ratio = torch.exp(log_ratio)
+    stats: dict[str, float] = {}
+    kl = None
+    if ref_lp is not None and cfg.kl_coef > 0:
+        kl = kl_terms(new_lp, ref_lp, cfg.kl_estimator)  # [N]
+        if cfg.kl_in == "reward":
+            advantages = advantages - cfg.kl_coef * kl.detach()
+        with torch.no_grad():  # reported as k3, an unbiased non-negative value of KL(π‖ref)
+            stats["kl_ref"] = float(kl_terms(new_lp, ref_lp, "k3").mean()) if kl.numel() else 0.0
     clipped = torch.clamp(ratio, 1.0 - cfg.clip_low, 1.0 + cfg.clip_high)
     per_token = -torch.minimum(ratio * advantages, clipped * advantages)  # [N]
-    stats: dict[str, float] = {}
-    if ref_lp is not None and cfg.kl_coef > 0:
-        r = ref_lp - new_lp
-        kl = torch.exp(r) - r - 1.0
+    if kl is not None and cfg.kl_in == "loss":
         per_token = per_token + cfg.kl_coef * kl
-        stats["kl_ref"] = float(kl.detach().mean()) if kl.numel() else 0.0
     if entropy is not None and cfg.entropy_coef > 0:
         per_token = per_token - cfg.entropy_coef * entropy
+    if token_weights is not None:
+        per_token = per_token * token_weights.detach()
     if cfg.aggregation == "token-mean":
         loss = per_token.sum() / max(total_tokens, 1)
     elif cfg.aggregation == "seq-mean":
@@ -107,7 +149,10 @@ def ppo_loss(
         raise ValueError(f"unknown aggregation {cfg.aggregation!r}; use token-mean or seq-mean")
     with torch.no_grad():
         if new_lp.numel():
-            stats["clipfrac"] = float(((ratio - clipped).abs() > 1e-8).float().mean())
+            active = ((advantages > 0) & (ratio > 1.0 + cfg.clip_high)) | (
+                (advantages < 0) & (ratio < 1.0 - cfg.clip_low)
+            )
+            stats["clipfrac"] = float(active.float().mean())
             stats["approx_kl"] = float(((ratio - 1) - log_ratio).mean())
             stats["ratio"] = float(ratio.mean())
             if entropy is not None:

@@ -12,12 +12,17 @@ Two layouts over the same token data (token ids come from the rollout, never re-
   windowed rollouts (``metadata["history"] == "window"``) each turn's prompt ids are already the
   whole prompt.
 
+Constrained turns (``Turn.constraint``, see :mod:`agentgym.constraint`): :func:`constrain` replays
+each turn's constraint over its response ids and attaches the allowed-token bitmask of every
+response token, so the loss takes the same renormalised distribution the rollout sampled from.
+
 Shapes: B samples, L = longest sample. Position p of ``loss_mask``, ``old_logprobs``,
 ``advantages`` and ``turn_ids`` describes token ``input_ids[:, p]``, predicted from position p-1.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +30,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from agentgym.constraint import ConstraintCompiler
 from agentgym.data import Batch, Trajectory
 
 Layout = Literal["full", "window"]
@@ -40,6 +46,8 @@ class Sample:
     advantages: list[float]
     turn_ids: list[int]
     """Flat batch turn index of each response token, -1 elsewhere."""
+    allowed: tuple[np.ndarray | None, ...] = ()
+    """Packed allowed-token bitmask of each token (None: unconstrained); ``()``: none at all."""
 
 
 @dataclass(frozen=True)
@@ -52,13 +60,16 @@ class TensorBatch:
     old_logprobs: torch.Tensor  # [B, L] float32
     advantages: torch.Tensor  # [B, L] float32
     turn_ids: torch.Tensor  # [B, L] long, -1 where no response token
+    allowed: torch.Tensor | None = None
+    """[N, W] int32 packed allowed-token bitmasks of the N loss positions (row-major), all bits
+    set where a token is unconstrained; None when no token of the batch is constrained."""
 
     @property
     def num_tokens(self) -> int:
         return int(self.attention_mask.sum())
 
     def to(self, device: str | torch.device) -> TensorBatch:
-        return TensorBatch(*(t.to(device) for t in self.__dict__.values()))
+        return TensorBatch(*(t if t is None else t.to(device) for t in self.__dict__.values()))
 
 
 def _check_tokens(traj: Trajectory) -> None:
@@ -144,6 +155,34 @@ def make_samples(batch: Batch, advantages: np.ndarray, layout: Layout) -> list[S
     raise ValueError(f"unknown layout {layout!r}; use 'full' or 'window'")
 
 
+def constrain(
+    samples: Sequence[Sample], batch: Batch, compiler: ConstraintCompiler
+) -> list[Sample]:
+    """``samples`` with the allowed-token bitmask of every constrained response token attached.
+
+    Each constrained turn's stored spec is replayed over its response ids (the tokens must fit:
+    see :meth:`ConstraintCompiler.replay`); samples without constrained turns come back as is.
+    """
+    turns = [turn for traj in batch.trajectories for turn in traj.turns]
+    masks: dict[int, list[np.ndarray]] = {}
+    out = []
+    for s in samples:
+        tids = {t for t in s.turn_ids if t >= 0 and turns[t].constraint}
+        if not tids:
+            out.append(s)
+            continue
+        for t in tids - masks.keys():
+            masks[t] = compiler.replay(turns[t].constraint, turns[t].response_ids)
+        allowed: list[np.ndarray | None] = [None] * len(s.input_ids)
+        seen: dict[int, int] = {}
+        for pos, t in enumerate(s.turn_ids):
+            if t in tids:
+                allowed[pos] = masks[t][seen.get(t, 0)]
+                seen[t] = seen.get(t, 0) + 1
+        out.append(dataclasses.replace(s, allowed=tuple(allowed)))
+    return out
+
+
 def collate(samples: Sequence[Sample], pad_id: int = 0) -> TensorBatch:
     """Right-pad samples into a :class:`TensorBatch`."""
     if not samples:
@@ -165,7 +204,21 @@ def collate(samples: Sequence[Sample], pad_id: int = 0) -> TensorBatch:
         adv[row, :n] = torch.tensor(s.advantages, dtype=torch.float32)
         tid[row, :n] = torch.tensor(s.turn_ids, dtype=torch.long)
     mask[:, 0] = False  # position 0 has no prediction
-    return TensorBatch(ids, attn, mask, old, adv, tid)
+    return TensorBatch(ids, attn, mask, old, adv, tid, _collate_allowed(samples, mask))
+
+
+def _collate_allowed(samples: Sequence[Sample], mask: torch.Tensor) -> torch.Tensor | None:
+    """Packed allowed bitmasks [N, W] of the loss positions, row-major (see TensorBatch)."""
+    if not any(s.allowed for s in samples):
+        return None
+    words = next(m.shape[0] for s in samples for m in s.allowed if m is not None)
+    rows = []
+    full = np.full(words, -1, dtype=np.int32)  # every bit set: unconstrained
+    for row, s in enumerate(samples):
+        for pos in torch.nonzero(mask[row]).flatten().tolist():
+            m = s.allowed[pos] if s.allowed else None
+            rows.append(full if m is None else m)
+    return torch.from_numpy(np.stack(rows)) if rows else torch.zeros(0, words, dtype=torch.int32)
 
 
 def micro_batches(samples: Sequence[Sample], max_tokens: int) -> list[list[Sample]]:

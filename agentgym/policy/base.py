@@ -59,6 +59,9 @@ class Completion:
     """Log-probability of each response token under the sampling policy."""
     prompt_ids: tuple[int, ...] = ()
     """Prompt tokens fed for this turn (the increment when the backend reuses a KV cache)."""
+    constraint: str = ""
+    """Spec of the constraint the reply was sampled under (:mod:`agentgym.constraint`); ``""``
+    for free generation. A constrained reply is sent to the environment verbatim."""
     new_sequence: bool = False
     """``prompt_ids`` are a whole prompt starting a new token sequence, not an increment: the
     first turn, a stateless or window-mode turn, or a conversation whose render no longer

@@ -28,6 +28,15 @@ Logprob convention: ``Completion.logprobs[t]`` is the sampled token's log-probab
 the trainer must recompute with the same temperature (``agentgym.policy.sampling.token_logprobs``).
 Greedy decoding (temperature 0) reports ``log_softmax(logits)``.
 
+Constrained decoding (``action_mode="constrained"``): a conversation whose latest info states a
+constraint (``admissible_actions`` or ``reply_grammar``, see :mod:`agentgym.constraint`) samples
+each token from the model's distribution renormalised over the tokens the constraint allows, and
+reports that distribution's logprobs; the completion carries the constraint's spec so the trainer
+can rebuild the same allowed sets. Once only one completion remains (an admissible action
+whose prefix is unique), its remaining tokens have probability 1: they are appended with logprob
+0 without further forward passes. A constrained choice always ends as a whole action (it is not
+cut at ``max_new_tokens``). Conversations that state no constraint are generated freely.
+
 Stopping: at an end-of-sequence token (kept in ``token_ids``/``logprobs``, left out of ``text``),
 after a stop string (``text`` is cut right after the first stop string; ``token_ids`` keep the
 whole last token), or at ``max_new_tokens``.
@@ -43,13 +52,21 @@ from typing import Any
 
 import torch
 
-from agentgym.policy import choice, kvcache
+from agentgym.constraint import (
+    CHOICE,
+    ConstraintCompiler,
+    Matcher,
+    spec_from_info,
+    spec_kind,
+    unpack,
+)
+from agentgym.policy import kvcache
 from agentgym.policy.base import Completion, Conversation, SamplingParams, check_request
 from agentgym.policy.kvcache import SeqKV
 from agentgym.policy.sampling import find_stop, sample_next
 
 HISTORY_MODES = ("full", "window")
-ACTION_MODES = ("generate", "choose")
+ACTION_MODES = ("generate", "constrained")
 _PROBE = "\x00agentgym-probe\x00"
 _BASE_CHAT = [{"role": "user", "content": "u"}, {"role": "assistant", "content": _PROBE}]
 
@@ -82,6 +99,9 @@ class _Row:
     """Tokens to prefill: ids sampled earlier but not cached yet, then ``prompt_ids``."""
     base_ids: list[int]
     kv: SeqKV | None
+    spec: str = ""
+    """Constraint spec of this reply (``""``: free generation)."""
+    matcher: Matcher | None = None
     response: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     text: str = ""
@@ -105,11 +125,9 @@ class HFPolicy:
         history: ``"full"`` (the conversation grows turn by turn: KV reuse possible) or
             ``"window"`` (the rollout shows the last k turns: prompts are re-encoded each turn).
         reuse_cache: keep per-conversation KV caches across turns (full history only).
-        action_mode: ``"generate"`` (free text) or ``"choose"`` (score the conversation's
-            ``info["admissible_actions"]`` and pick one; see :mod:`agentgym.policy.choice`).
-            Conversations without admissible actions are generated freely.
-        choice_score: how candidates are ranked in choose mode: ``"sum"`` (total logprob: the
-            model's own preference, which favours short actions) or ``"mean"`` (per token).
+        action_mode: ``"generate"`` (free text) or ``"constrained"`` (replies restricted to
+            the constraint the env states: admissible actions or a reply grammar; see the
+            module docstring and :mod:`agentgym.constraint`).
     """
 
     def __init__(
@@ -122,7 +140,6 @@ class HFPolicy:
         history: str = "full",
         reuse_cache: bool = True,
         action_mode: str = "generate",
-        choice_score: str = "sum",
     ) -> None:
         if history not in HISTORY_MODES:
             raise ValueError(f"history={history!r}; expected one of {HISTORY_MODES}")
@@ -139,17 +156,19 @@ class HFPolicy:
         self.history = history
         self.reuse_cache = reuse_cache and history == "full"
         self.action_mode = action_mode
-        if choice_score not in ("sum", "mean"):
-            raise ValueError(f"choice_score={choice_score!r}; expected 'sum' or 'mean'")
-        self.choice_score = choice_score
+        vocab = getattr(model.config, "vocab_size", None) or len(tokenizer)
+        self.constraints = ConstraintCompiler(tokenizer, vocab)
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.stats = {"prefill_tokens": 0, "decode_tokens": 0, "fallbacks": 0, "resets": 0}
         """Counters: tokens prefilled / sampled, suffix fallbacks, caches dropped as not continuing."""
         self._episodes: dict[str, _Episode] = {}
         self._seed_calls: dict[int, int] = {}
-        params = inspect.signature(model.forward).parameters
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+        params = inspect.signature(base.forward).parameters
         self._logits_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        # transformers >= 5.2x names the cache argument `cache` (`past_key_values` is deprecated)
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
     # ------------------------------------------------------------------ Policy protocol
 
@@ -159,6 +178,10 @@ class HFPolicy:
         """One completion per conversation, in order (see the module docstring)."""
         check_request(conversations, sampling)
         rows = [self._prepare(c) for c in conversations]
+        if self.action_mode == "constrained":
+            for row, conv in zip(rows, conversations, strict=True):
+                row.spec = spec_from_info(conv.info)
+                row.matcher = self.constraints.matcher(row.spec) if row.spec else None
         limit = getattr(self.model.config, "max_position_embeddings", None)
         for row in rows:
             if limit and row.start + len(row.feed) + sampling.max_new_tokens > limit:
@@ -176,17 +199,11 @@ class HFPolicy:
             generator = torch.Generator(device=self.device).manual_seed(stream)
         # Similar lengths share a chunk, so less padding; the order is deterministic.
         order = sorted(range(len(rows)), key=lambda i: -(rows[i].start + len(rows[i].feed)))
-        choices = [self._choices(c) for c in conversations]
         with torch.inference_mode():
-            for want_choice in (False, True):
-                todo = [i for i in order if (choices[i] is not None) == want_choice]
-                for lo in range(0, len(todo), self.max_batch):
-                    idx = todo[lo : lo + self.max_batch]
-                    chunk = [rows[i] for i in idx]
-                    if want_choice:
-                        self._choose(chunk, [choices[i] for i in idx], sampling, generator)
-                    else:
-                        self._decode(chunk, sampling, generator)
+            for lo in range(0, len(order), self.max_batch):
+                self._decode(
+                    [rows[i] for i in order[lo : lo + self.max_batch]], sampling, generator
+                )
         if self.reuse_cache:
             for row in rows:
                 self._episodes[row.key] = self._remember(row)
@@ -196,6 +213,7 @@ class HFPolicy:
                 token_ids=tuple(row.response),
                 logprobs=tuple(row.logprobs),
                 prompt_ids=tuple(row.prompt_ids),
+                constraint=row.spec,
                 new_sequence=not row.base_ids,  # a whole prompt, not an increment
             )
             for row in rows
@@ -291,7 +309,7 @@ class HFPolicy:
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=cache,
+            **{self._cache_kw: cache},
             use_cache=True,
             **self._logits_kw,
         )
@@ -325,13 +343,22 @@ class HFPolicy:
         next_pos = positions[:, -1] + 1  # [B]
         live = list(range(len(rows)))  # rows[live[b]] is batch row b
         while True:
-            tokens, logps = sample_next(logits, sampling.temperature, sampling.top_p, generator)
+            allowed = self._allowed([rows[i] for i in live], logits.shape[-1])
+            tokens, logps = sample_next(
+                logits, sampling.temperature, sampling.top_p, generator, allowed
+            )
             self.stats["decode_tokens"] += len(live)
             keep = []
             for b, (tok, lp) in enumerate(zip(tokens.tolist(), logps.tolist(), strict=True)):
                 row = rows[live[b]]
                 row.response.append(tok)
                 row.logprobs.append(lp)
+                if row.matcher is not None:
+                    row.matcher.advance(tok)
+                    for forced in row.matcher.forced_tail():  # probability 1: no forward pass
+                        row.matcher.advance(forced)
+                        row.response.append(forced)
+                        row.logprobs.append(0.0)
                 if not self._stopped(row, sampling):
                     keep.append(b)
                 elif self.reuse_cache:  # the cache covers all fed tokens, not the last sample
@@ -347,39 +374,22 @@ class HFPolicy:
             logits = self._forward(tokens[:, None], mask, next_pos[:, None], cache)
             next_pos = next_pos + 1
 
-    def _choices(self, conv: Conversation) -> list[str] | None:
-        """Candidate actions of a conversation in choose mode (None: generate freely)."""
-        if self.action_mode != "choose":
+    def _allowed(self, rows: list[_Row], vocab: int) -> torch.Tensor | None:
+        """Allowed-token mask [B, V] of a decoding step (None when no row is constrained)."""
+        if all(row.matcher is None for row in rows):
             return None
-        actions = [a for a in (conv.info or {}).get("admissible_actions") or [] if a]
-        return actions or None
-
-    def _choose(
-        self, rows: list[_Row], choices: list[list[str]], sampling: SamplingParams, generator
-    ) -> None:
-        """Prefill the chunk, then score each row's candidate actions and pick one."""
-        layers, ids, mask, positions = self._prefill_inputs(rows)
-        cache = kvcache.to_cache(layers)
-        self.stats["prefill_tokens"] += sum(len(r.feed) for r in rows)
-        logits = self._forward(ids, mask, positions, cache)  # [B, V]
-        full = kvcache.from_cache(cache)
-        end = self.tokenizer.eos_token_id
-        for b, (row, actions) in enumerate(zip(rows, choices, strict=True)):
-            kv = kvcache.extract(full, b, mask[b])  # covers every fed token of the row
-            cands = [self._encode(a) + ([end] if end is not None else []) for a in actions]
-            lps = choice.candidate_logprobs(
-                self.model, kv, logits[b], cands, sampling.temperature, self.pad_id
-            )
-            self.stats["decode_tokens"] += sum(len(c) for c in cands)
-            scores = [sum(lp) / (len(lp) if self.choice_score == "mean" else 1) for lp in lps]
-            k = choice.pick(scores, sampling.temperature, generator)
-            row.response, row.logprobs, row.text = list(cands[k]), lps[k], actions[k]
-            row.ended_eos = end is not None
-            if self.reuse_cache:  # the chosen tokens are fed at the start of the next turn
-                row.new_kv = kv
+        allowed = torch.ones(len(rows), vocab, dtype=torch.bool)
+        for b, row in enumerate(rows):
+            if row.matcher is not None:
+                allowed[b] = unpack(torch.from_numpy(row.matcher.allowed()), vocab)
+        return allowed.to(self.device)
 
     def _stopped(self, row: _Row, sampling: SamplingParams) -> bool:
         """Whether the row's last sampled token ends it; if so, set its text."""
+        if row.matcher is not None and row.matcher.done():
+            row.ended_eos = row.response[-1] in self.eos_ids
+            row.text = self._decode_text(row.response[:-1] if row.ended_eos else row.response)
+            return True
         if row.response[-1] in self.eos_ids:
             row.ended_eos = True
             row.text = self._decode_text(row.response[:-1])
@@ -390,7 +400,8 @@ class HFPolicy:
             if cut is not None:
                 row.text = text[:cut]
                 return True
-        if len(row.response) >= sampling.max_new_tokens:
+        whole_action = row.matcher is not None and spec_kind(row.spec) == CHOICE
+        if len(row.response) >= sampling.max_new_tokens and not whole_action:
             row.text = self._decode_text(row.response)
             return True
         return False

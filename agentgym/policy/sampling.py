@@ -4,6 +4,10 @@ Logprob convention (shared with the trainer): a sampled token's logprob is taken
 ``log_softmax(logits / temperature)`` over the full vocabulary, i.e. the distribution the
 trainer recomputes from the same logits and temperature. Top-p changes which tokens can be
 drawn, not the reported logprob. Greedy decoding (temperature 0) reports ``log_softmax(logits)``.
+
+Constrained decoding (``allowed``, see :mod:`agentgym.constraint`): the distribution is the same
+softmax renormalised over the allowed tokens (disallowed logits set to -inf before the
+log-softmax); sampling, greedy choice and the reported logprob all use that distribution.
 """
 
 from __future__ import annotations
@@ -13,12 +17,26 @@ from collections.abc import Sequence
 import torch
 
 
-def scaled_log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``log_softmax(logits / temperature)`` in float32 (temperature 0 counts as 1). [..., V]"""
+def scaled_log_probs(
+    logits: torch.Tensor, temperature: float, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``log_softmax(logits / temperature)`` in float32 (temperature 0 counts as 1). [..., V]
+
+    With ``allowed`` (bool [..., V]) the softmax runs over the allowed tokens only (the others
+    get -inf): the renormalised distribution of constrained decoding.
+    """
     logits = logits.float()
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
     return torch.log_softmax(logits, dim=-1)
+
+
+def restricted_entropy(logp: torch.Tensor) -> torch.Tensor:
+    """Entropy of each row of ``logp`` [..., V] whose disallowed entries are -inf. [...]"""
+    p = logp.exp()
+    return -torch.where(p > 0, p * logp, torch.zeros_like(logp)).sum(-1)
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -43,12 +61,14 @@ def sample_next(
     temperature: float,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    allowed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw one token per row from ``logits`` [B, V]; return ``(tokens [B], logprobs [B])``.
 
-    Temperature 0 is greedy (argmax). Logprobs follow the module's convention.
+    Temperature 0 is greedy (argmax). ``allowed`` (bool [B, V]) restricts each row to its
+    allowed tokens. Logprobs follow the module's convention.
     """
-    logp = scaled_log_probs(logits, temperature)
+    logp = scaled_log_probs(logits, temperature, allowed)
     if temperature <= 0:
         tokens = logp.argmax(dim=-1)
     else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import math
 
 import pytest
 
@@ -262,78 +261,3 @@ def test_context_overflow_is_a_clear_error():
     model.config.max_position_embeddings = 40
     with pytest.raises(ValueError, match="past the model's 40"):
         HFPolicy(model, tokenizer).generate(make_convs(1), GREEDY)
-
-
-# ---------------------------------------------------------------- choose mode
-
-
-def _choice_conv(key, actions, text="You see a door."):
-    return Conversation(
-        key,
-        [{"role": "system", "content": "play"}, {"role": "user", "content": text}],
-        info={"admissible_actions": actions},
-    )
-
-
-def test_choose_mode_returns_an_admissible_action_with_forward_pass_logprobs():
-    model, tok = models.tiny_model(seed=1)
-    policy = HFPolicy(model, tok, action_mode="choose", reuse_cache=False)
-    acts = ["look", "go east", "open door"]
-    (out,) = policy.generate([_choice_conv("a", acts)], SamplingParams(temperature=0.7, seed=3))
-    assert out.text in acts
-    assert out.token_ids[-1] == tok.eos_token_id and len(out.token_ids) == len(out.logprobs)
-    # logprobs equal a plain forward pass over prompt + reply at the same temperature
-    ids = torch.tensor([list(out.prompt_ids) + list(out.token_ids)])
-    with torch.no_grad():
-        logits = model(ids).logits[0, len(out.prompt_ids) - 1 : -1] / 0.7
-    ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(out.token_ids)[:, None])
-    torch.testing.assert_close(torch.tensor(out.logprobs), ref.squeeze(-1), atol=1e-4, rtol=1e-4)
-
-
-def test_choose_mode_greedy_picks_the_most_likely_action_and_samples_follow_likelihood():
-    model, tok = models.tiny_model(seed=2)
-    acts = ["look", "go east", "take key", "open door"]
-    policy = HFPolicy(model, tok, action_mode="choose", reuse_cache=False)
-    scores = {}
-    for a in acts:  # total logprob of each action as the reply, scored one at a time
-        (o,) = HFPolicy(model, tok, action_mode="choose", reuse_cache=False).generate(
-            [_choice_conv("s", [a])], SamplingParams(temperature=1.0, seed=0)
-        )
-        scores[a] = sum(o.logprobs)
-    (greedy,) = policy.generate([_choice_conv("g", acts)], SamplingParams(temperature=0.0))
-    assert greedy.text == max(scores, key=scores.get)
-    convs = [_choice_conv(f"k{i}", acts) for i in range(400)]
-    outs = policy.generate(convs, SamplingParams(temperature=1.0, seed=5))
-    freq = {a: sum(o.text == a for o in outs) / len(outs) for a in acts}
-    z = sum(math.exp(v) for v in scores.values())
-    for a in acts:
-        assert abs(freq[a] - math.exp(scores[a]) / z) < 0.08
-
-
-def test_choose_mode_with_kv_reuse_matches_the_stateless_reference():
-    model, tok = models.tiny_model(seed=3)
-    acts = ["look", "go east", "take key"]
-    outs = {}
-    for reuse in (True, False):
-        policy = HFPolicy(model, tok, action_mode="choose", reuse_cache=reuse)
-        conv = _choice_conv("c", acts)
-        seq = []
-        for turn in range(3):
-            (o,) = policy.generate([conv], SamplingParams(temperature=0.0))
-            seq.append((o.text, list(o.logprobs)))
-            conv.messages += [
-                {"role": "assistant", "content": o.text},
-                {"role": "user", "content": f"turn {turn}: nothing happens."},
-            ]
-        outs[reuse] = seq
-    assert [t for t, _ in outs[True]] == [t for t, _ in outs[False]]
-    for (_, a), (_, b) in zip(outs[True], outs[False], strict=True):
-        assert a == pytest.approx(b, abs=1e-3)
-
-
-def test_choose_mode_generates_freely_without_admissible_actions():
-    model, tok = models.tiny_model(seed=4)
-    policy = HFPolicy(model, tok, action_mode="choose")
-    conv = Conversation("f", [{"role": "user", "content": "hi"}], info={})
-    (out,) = policy.generate([conv], SamplingParams(temperature=0.0, max_new_tokens=3))
-    assert 1 <= len(out.token_ids) <= 3
