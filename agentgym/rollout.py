@@ -92,8 +92,8 @@ def collect(
     style), so prompts stay short but each turn is a new sequence for the model.
 
     Environments live in an :class:`~agentgym.pool.EnvPool`: ``pool`` (kept by the caller, so
-    instances are reused across calls; it must build ``env_id`` with ``env_kwargs`` and
-    ``max_turns``), else a pool for this call only, of ``workers`` workers of ``executor``
+    instances are reused across calls; it must build ``env_id``, with ``env_kwargs`` and
+    ``max_turns`` if they are given), else a pool for this call only, of ``workers`` workers of ``executor``
     (``"thread"`` by default when ``workers`` is set; without both, in this thread, as
     before) with ``step_timeout``. The envs of a turn step in parallel across workers.
     Faults are data: an env that raises (or hangs past ``step_timeout``) in reset or step ends
@@ -110,7 +110,9 @@ def collect(
     own_pool = pool is None
     if pool is None:
         pool = _call_pool(env_id, kwargs, max_turns, workers, executor, step_timeout)
-    else:
+    else:  # unless given, the environment's arguments are the pool's
+        kwargs = pool.env_kwargs if env_kwargs is None else kwargs
+        max_turns = pool.max_turns_arg if max_turns is None else max_turns
         _check_pool(pool, env_id, kwargs, max_turns, workers, executor, step_timeout)
     episodes: list[_Episode] = []
     live: list[_Episode] = []
