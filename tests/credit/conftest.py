@@ -1,4 +1,4 @@
-"""Fixtures of the credit tests: the worked examples of shared/credit_examples.md."""
+"""Fixtures of the credit tests: the worked examples of docs/credit.md."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def make_traj(
 
 
 def example_a(group: str = "A") -> Batch:
-    """credit_examples.md, Example A: four trajectories in a key-and-door room."""
+    """docs/credit.md, Example A: four trajectories in a key-and-door room."""
     return Batch(
         (
             make_traj(
@@ -90,7 +90,7 @@ def example_a(group: str = "A") -> Batch:
 
 
 def example_b(group: str = "B", *, only_k1_at_turn_3: bool = False) -> Batch:
-    """credit_examples.md, Example B: turn-level rewards, unequal lengths (k3 cut to 2 turns
+    """docs/credit.md, Example B: turn-level rewards, unequal lengths (k3 cut to 2 turns
     when ``only_k1_at_turn_3``)."""
     rewards = {"k1": [0.2, 0.5, 1.1], "k2": [0.0, 0.6], "k3": [0.3, 0.3, 0.3]}
     if only_k1_at_turn_3:

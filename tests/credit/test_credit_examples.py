@@ -1,4 +1,8 @@
-"""Every number of shared/credit_examples.md, to 1e-4."""
+"""The worked examples of docs/credit.md (Examples A and B), to 1e-4.
+
+test_credit_docs.py also reads every marked table of that page; this file spells the main ones
+out so a change of the numbers shows in review.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import numpy as np
 import pytest
 from credit_batches import assert_rows, example_b
 
-from agentgym.credit import compute
+from agentgym.credit import compute, graph_distances
 from agentgym.data import Batch
 
 LENGTHS_A = (3, 4, 4, 4)
@@ -118,3 +122,57 @@ def test_turn_rloo_alone_at_a_turn_gets_the_rloo_baseline() -> None:
     # k1's third turn; nobody else has one: G = 1.1 minus the mean whole return of k2 and k3
     # (0.6 and 0.6), not the raw 1.1 of the old rule
     assert adv[2] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_hgpo_mean_norm(batch_a: Batch) -> None:
+    # docs/credit.md, hgpo: levels of 1, 2 and 3 states weigh 2, 3 and 4
+    table = [
+        [0.4625, 0.3927, 0.0],
+        [0.4174, 0.3452, 0.5295, 0.0],
+        [-0.44, 0.0, 0.0, 0.0],
+        [-0.44, -0.5573, -0.4205, -0.3768],
+    ]
+    assert_rows(compute("hgpo", batch_a, {"norm": "mean_norm"}), table)
+    # the hand computation of three of them
+    adv = compute("hgpo", batch_a, {"norm": "mean_norm"})
+    assert adv[1] == pytest.approx((2 * 0.482917 + 3 * 0.3325) / 5, abs=1e-5)
+    assert adv[5] == pytest.approx((2 * 0.482917 + 3 * 0.633333 + 4 * 0.475) / 9, abs=1e-5)
+    assert adv[14] == pytest.approx((2 * -0.467083 + 3 * -0.316667) / 5, abs=1e-5)
+
+
+def test_hgpo_base_group(batch_a: Batch) -> None:
+    table = [
+        [0.475, 0.4106, 0.5],
+        [0.4449, 0.371, 0.5266, 0.5],
+        [-0.46, -0.5, -0.5, -0.5],
+        [-0.46, -0.5478, -0.4284, -0.3974],
+    ]
+    assert_rows(compute("hgpo", batch_a, {"norm": "mean_norm", "base_group": True}), table)
+
+
+def test_graphgpo_distances(batch_a: Batch) -> None:
+    d_state, d_next = graph_distances(batch_a)
+    assert_rows(d_state, [[3, 2, 1], [3, 2, 2, 1], [3, 4, 4, 4], [3, 2, 2, 2]])
+    assert_rows(d_next, [[2, 1, 0], [2, 2, 1, 0], [4, 4, 4, 3], [2, 2, 2, 2]])
+
+
+def test_graphgpo_readable_numbers(batch_a: Batch) -> None:
+    # docs/credit.md, graphgpo: step returns 10 * 0.5^d(next), mean-centred per anchor, + A_E
+    table = [
+        [0.96875, 2.16667, 0.5],
+        [0.96875, -0.33333, 2.16667, 0.5],
+        [-1.90625, -0.70833, -0.70833, -0.08333],
+        [-0.03125, -1.33333, -1.33333, -1.33333],
+    ]
+    options = {"norm": "mean_norm", "scale": 10.0, "gamma": 0.5}
+    assert_rows(compute("graphgpo", batch_a, options), table)
+
+
+def test_graphgpo_defaults(batch_a: Batch) -> None:
+    table = [
+        [1.3659, 2.157, 0.866],
+        [1.3659, 0.2205, 2.157, 0.866],
+        [-2.3657, -1.4423, -1.4423, 0.2865],
+        [-0.3661, -1.5115, -1.5115, -1.5115],
+    ]
+    assert_rows(compute("graphgpo", batch_a), table)

@@ -1,4 +1,4 @@
-"""Properties of the estimators (the end of shared/credit_examples.md), checked with hypothesis."""
+"""Properties of the estimators (the end of docs/credit.md), checked with hypothesis."""
 
 from __future__ import annotations
 
