@@ -5,8 +5,9 @@
 Builds ``groups x group-size`` trajectories of 1..max-turns turns whose states come from a small
 per-group pool (so anchors and graph edges repeat, as in a real environment), then times each
 estimator on the same batch (flat index arrays already built, as in the trainer, where one batch
-feeds one estimator). Prints best and median wall time, turns per second (median) and the share
-of a 60 s training iteration the estimator would take.
+feeds one estimator). Times all seven registered estimators (grpo, rloo, turn_rloo, gigpo, salt,
+hgpo, graphgpo; some with a second option set) and salt_graphs. Prints best and median wall time,
+turns per second (median) and the share of a 60 s training iteration the estimator would take.
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ def cases() -> list[tuple[str, str, dict]]:
         ("gigpo sim>=0.8", "gigpo", {"similarity_threshold": 0.8}),
         ("salt", "salt", {}),
         ("salt per-traj", "salt", {"count": "trajectory"}),
+        ("hgpo", "hgpo", {}),
+        ("hgpo K=4 base", "hgpo", {"history_length": 4, "base_group": True}),
+        ("graphgpo", "graphgpo", {}),
+        ("graphgpo progress", "graphgpo", {"normalize_distance": True}),
     ]
 
 
@@ -137,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{label:<16}{best * 1e3:>9.2f}{median * 1e3:>11.2f}"
             f"{turns / median:>10.3g}{100 * median / ITERATION_S:>10.4f}%"
         )
-    assert np.isfinite(credit.compute("gigpo", batch)).all()
+    for name in credit.names():
+        assert np.isfinite(credit.compute(name, batch)).all(), name
+    missing = set(credit.names()) - {name for _, name, _ in cases()}
+    assert not missing, f"bench/credit.py does not time {sorted(missing)}"
     return 0
 
 
