@@ -103,14 +103,32 @@ class TrainerSection:
     )
     clip_low: float = param(0.2, "PPO ratio clip below 1.")
     clip_high: float = param(0.28, "PPO ratio clip above 1 (clip-higher).")
-    kl_coef: float = param(
-        0.0, "Weight of the k3 KL to the frozen initial model (0: no reference)."
+    kl_coef: float = param(0.0, "Weight of the KL to the frozen initial model (0: no reference).")
+    kl_estimator: Literal["k1", "k2", "k3"] = param(
+        "k2",
+        "KL estimator: k1 = r, k2 = r^2/2, k3 = exp(-r) - 1 + r with r = log pi - log ref. In the "
+        "loss k2 has the gradient of KL(pi||ref) and k3 that of KL(ref||pi); in the reward k1 "
+        "gives KL(pi||ref) (see agentgym.trainers.kl).",
+    )
+    kl_in: Literal["loss", "reward"] = param(
+        "loss", "Where the KL enters: a loss term, or a penalty on each token's advantage."
     )
     entropy_coef: float = param(0.0, "Weight of the entropy bonus.")
     aggregation: Literal["token-mean", "seq-mean"] = param(
         "token-mean", "Loss aggregation over response tokens."
     )
     max_grad_norm: float = param(1.0, "Gradient clipping norm.")
+    recompute_old_logprobs: bool = param(
+        False,
+        "Recompute the PPO ratio's old logprobs with a no-grad forward before the update, "
+        "instead of the rollout's (for backends or dtypes whose logprobs differ; see the "
+        "logprob_mismatch metric).",
+    )
+    tis_cap: float = param(
+        0.0,
+        "Truncated importance sampling: weight each token by min(pi_old / pi_rollout, cap) "
+        "(0: off; > 0 implies recompute_old_logprobs).",
+    )
     gradient_checkpointing: bool = param(False, "Trade compute for memory in the backward pass.")
     checkpoint_every: int = param(1, "Save a checkpoint every this many iterations.")
     keep_checkpoints: int = param(2, "Most recent checkpoints kept.")

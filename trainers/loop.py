@@ -269,7 +269,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
         else:
             frozen = copy.deepcopy(model).eval().requires_grad_(False)
             reference = reference_from_model(frozen, cfg.policy.temperature)
-    loss_cfg = LossConfig(tc.clip_low, tc.clip_high, tc.kl_coef, tc.entropy_coef, tc.aggregation)
+    loss_cfg = LossConfig(
+        tc.clip_low,
+        tc.clip_high,
+        tc.kl_coef,
+        tc.entropy_coef,
+        tc.aggregation,
+        kl_estimator=tc.kl_estimator,
+        kl_in=tc.kl_in,
+    )
     layout = cfg.policy.history if tc.layout == "auto" else tc.layout
     estimator = credit.get(cfg.credit.estimator)
     credit_cfg = credit.make_config(cfg.credit.estimator, cfg.credit.options)
@@ -321,6 +329,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
             reference=reference,
             device=device,
             rng=random.Random(iteration_seed(cfg.seed, it)),
+            recompute_old=tc.recompute_old_logprobs,
+            tis_cap=tc.tis_cap,
             ranks=ranks,
         )
         scheduler.step()
@@ -334,7 +344,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
             **outcome,
             **stats,
             **rollouts.stats,
-            "lr": scheduler.get_last_lr()[0],
             "rollout_s": t_rollout,
             "update_s": t_update,
             "rollout_tokens_per_s": outcome["response_tokens"] / max(t_rollout, 1e-9),

@@ -10,6 +10,13 @@ from collections.abc import Callable, Sequence
 import torch
 
 from agentgym.trainers.loss import LossConfig, ppo_loss, response_logprobs
+from agentgym.trainers.offpolicy import (
+    finite,
+    mismatch,
+    old_logprobs_of,
+    recompute_old_logprobs,
+    tis_weights,
+)
 from agentgym.trainers.tensorize import Sample, TensorBatch, collate, micro_batches
 
 RefLogprobs = Callable[[TensorBatch], torch.Tensor]
@@ -55,10 +62,23 @@ def ppo_update(
     reference: RefLogprobs | None = None,
     device: str | torch.device = "cpu",
     rng: random.Random | None = None,
+    recompute_old: bool = False,  # log π_old from a no-grad forward (agentgym.trainers.offpolicy)
+    tis_cap: float = 0.0,  # > 0: tokens weighted by min(π_old / π_rollout, cap); implies recompute
 ) -> dict[str, float]:
     """Run ``epochs`` × ``mini_batches`` optimizer steps on ``samples``; return mean stats."""
     rng = rng or random.Random(0)
-    want_entropy = loss_cfg.entropy_coef > 0
+    old_table = None
+    if recompute_old or tis_cap > 0:
+        old_table = recompute_old_logprobs(
+            model,
+            samples,
+            temperature=temperature,
+            micro_batch_tokens=micro_batch_tokens,
+            pad_id=pad_id,
+            device=device,
+        )
+    once: dict[str, float] = {"lr": float(optimizer.param_groups[0]["lr"]), "skipped_steps": 0}
+    measured = False  # logprob_mismatch comes from the first mini-batch
     totals: dict[str, float] = defaultdict(float)
     steps = 0
     model.train()
@@ -73,19 +93,30 @@ def ppo_update(
             for micro in micro_batches(mini, micro_batch_tokens):
                 tb = collate(micro, pad_id).to(device)
                 select = tb.loss_mask[:, 1:]  # [B, L-1] aligned with predictions
-                out = response_logprobs(model, tb, temperature=temperature, entropy=want_entropy)
+                out = response_logprobs(model, tb, temperature=temperature, entropy=True)
+                new_lp, entropy = out.logprobs, out.entropy
+                del out
+                if entropy is not None and loss_cfg.entropy_coef == 0:
+                    entropy = entropy.detach()  # logged only: its graph is freed here
                 ref_lp = reference(tb) if reference is not None and loss_cfg.kl_coef > 0 else None
+                rollout_lp = tb.old_logprobs[:, 1:][select]
+                old_lp = rollout_lp
+                if old_table is not None:
+                    old_lp = old_logprobs_of(micro, old_table).to(rollout_lp.device)
                 loss, stats = ppo_loss(
-                    out.logprobs,
-                    tb.old_logprobs[:, 1:][select],
+                    new_lp,
+                    old_lp,
                     tb.advantages[:, 1:][select],
                     tb.turn_ids[:, 1:][select],
                     loss_cfg,
                     total_tokens=total_tokens,
                     total_turns=total_turns,
                     ref_lp=ref_lp,
-                    entropy=out.entropy,
+                    entropy=entropy,
+                    token_weights=tis_weights(old_lp, rollout_lp, tis_cap) if tis_cap > 0 else None,
                 )
+                if not measured:
+                    stats["logprob_mismatch"] = mismatch(rollout_lp, new_lp)
                 loss.backward()
                 weight = int(select.sum()) / max(total_tokens, 1)
                 step_stats["loss"] += float(loss.detach())
@@ -93,13 +124,21 @@ def ppo_update(
                     step_stats[k] += v * weight
             params = [p for p in model.parameters() if p.requires_grad]
             grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-            optimizer.step()
+            ok = finite(grad_norm) and finite(step_stats["loss"])
+            if ok:
+                optimizer.step()
+            else:  # a NaN/inf loss or gradient: keep the weights, log the skip
+                once["skipped_steps"] += 1
             step_stats["grad_norm"] = float(grad_norm)
-            for k, v in step_stats.items():
-                totals[k] += v
-            steps += 1
+            if not measured:
+                once["logprob_mismatch"] = step_stats.pop("logprob_mismatch", 0.0)
+                measured = True
+            if ok:
+                for k, v in step_stats.items():
+                    totals[k] += v
+                steps += 1
     optimizer.zero_grad(set_to_none=True)
-    return {k: v / max(steps, 1) for k, v in totals.items()}
+    return {**{k: v / max(steps, 1) for k, v in totals.items()}, **once}
 
 
 @contextlib.contextmanager

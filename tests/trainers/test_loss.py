@@ -95,3 +95,33 @@ def test_entropy_bonus_lowers_the_loss():
         entropy=ent,
     )
     assert bonus.item() == pytest.approx(base.item() - 0.5 * 2.0)
+
+
+def test_clipfrac_counts_exactly_the_tokens_whose_gradient_the_clip_removes():
+    g = torch.Generator().manual_seed(0)
+    old = torch.log(torch.rand(400, generator=g) * 0.9 + 0.05)
+    new = (old + torch.randn(400, generator=g) * 0.4).requires_grad_(True)
+    adv = torch.randn(400, generator=g)
+    loss, stats = ppo_loss(
+        new,
+        old,
+        adv,
+        torch.zeros(400, dtype=torch.long),
+        LossConfig(),
+        total_tokens=1,
+        total_turns=1,
+    )
+    (grad,) = torch.autograd.grad(loss, new)
+    no_gradient = float((grad == 0).float().mean())
+    assert 0.05 < no_gradient < 0.95  # both kinds of tokens are present
+    assert stats["clipfrac"] == pytest.approx(no_gradient)
+
+
+def test_a_ratio_outside_the_band_on_the_unclipped_side_is_not_clipped():
+    old = torch.log(torch.tensor([0.25, 0.5]))
+    new = torch.log(torch.tensor([0.5, 0.25]))  # ratios 2 and 0.5
+    adv = torch.tensor([-1.0, 1.0])  # the min keeps the unclipped term for both
+    _, stats = ppo_loss(
+        new, old, adv, torch.tensor([0, 1]), LossConfig(), total_tokens=2, total_turns=2
+    )
+    assert stats["clipfrac"] == 0.0
