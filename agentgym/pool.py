@@ -17,7 +17,8 @@ the workers in parallel, and answers one :class:`Outcome` per command.
 
 Faults are data: an instance that raises answers an Outcome with ``fault`` set (``"Type:
 message"``) and is rebuilt on its next reset. With ``step_timeout``, a command running longer is
-abandoned as ``"TimeoutError: ..."`` and its worker replaced (a hung thread is left behind; a hung
+abandoned as ``"TimeoutError: ..."`` (a first reset includes building the instance; a worker's
+start-up is not counted) and its worker replaced (a hung thread is left behind; a hung
 process or actor is killed), as is a worker that dies. A replaced process or actor loses its
 other instances: the pool rebuilds each live one by replaying its seed and actions and checks
 that the replay ends in the recorded observation; one that does not is lost, and its next step
@@ -48,6 +49,8 @@ from agentgym.workers import (
 EXECUTORS = ("inline", "thread", "process", "ray")
 SHUTDOWN_TIMEOUT = 30.0
 """Seconds a worker gets to close its environments before it is killed."""
+STARTUP_TIMEOUT = 300.0
+"""Seconds a new worker (process start, imports, Ray actor placement) may take to answer."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class EnvPool:
         self._workers: list[Any] = []
         self._finalizer = weakref.finalize(self, _shutdown, self._workers)
         self._workers.extend(self._spawn(w) for w in range(workers))
+        self._await_startup(range(workers))
         self._live: dict[int, _Live] = {}
         self._lost: dict[int, str] = {}
 
@@ -149,6 +153,18 @@ class EnvPool:
         if self.executor == "process":
             return ProcessWorker(self._build, self._mp_context)
         return RayWorker(self._build, self._ray_options)
+
+    def _await_startup(self, which: Sequence[int] | range) -> None:
+        """Wait until workers ``which`` answer (start-up is not a step: no step_timeout)."""
+        pings = [self._workers[w].submit(("ping", w, None)) for w in which]
+        done, _ = wait(pings, timeout=STARTUP_TIMEOUT)
+        for future in pings:
+            if future not in done or future.exception() is not None:
+                self.close()
+                why = "no answer" if future not in done else future.exception()
+                raise RuntimeError(
+                    f"an env worker ({self.executor}) of {self.env_id} did not start: {why}"
+                )
 
     def worker_of(self, slot: int) -> int:
         return slot % self.workers
@@ -251,6 +267,7 @@ class EnvPool:
             if abandoned is not None:
                 _close_later(abandoned)
         self._workers[w] = self._spawn(w)
+        self._await_startup([w])
         if host is None:
             self._restore(w)
         pending = [i for i, _ in queue]
@@ -287,6 +304,7 @@ class EnvPool:
         if len(done) < len(futures):  # the new worker hung too: start afresh
             self._workers[w].kill()
             self._workers[w] = self._spawn(w)
+            self._await_startup([w])
             self.replaced += 1
 
     def close(self) -> None:

@@ -3,7 +3,7 @@
 An :class:`EnvHost` holds the environment instances of one worker (one per slot, built on the
 slot's first reset and kept) and runs commands on them: ``("reset", slot, seed)``,
 ``("step", slot, action)``, ``("replay", slot, (seed, actions))``, ``("call", slot, (name,
-args))``. A command answers ``("ok", value)`` or, when the environment raised,
+args))``, ``("ping", 0, None)``. A command answers ``("ok", value)`` or, when the environment raised,
 ``("error", type name, message)``; an environment that raised in reset, step or replay is
 closed and dropped (its slot is rebuilt on its next reset). ``close_all`` closes every instance.
 
@@ -76,6 +76,8 @@ class EnvHost:
         op, slot, arg = command
         env = self.envs.get(slot)
         try:
+            if op == "ping":  # the worker is up (its imports done)
+                return ("ok", os.getpid())
             if op in ("reset", "replay") and env is None:
                 env = self.envs[slot] = self.build.make()
             if op == "reset":
@@ -298,6 +300,18 @@ class ProcessWorker:
 _RAY_HOST: Any = None
 
 
+def _ray_host(ray: Any) -> Any:
+    """The actor class: commands run in order in the default concurrency group (one thread);
+    ``abandon`` runs in its own group, so it can close the envs while a command hangs."""
+
+    class RayEnvHost(EnvHost):
+        @ray.method(concurrency_group="control")
+        def abandon(self) -> None:
+            self.close_all()
+
+    return ray.remote(concurrency_groups={"control": 1})(RayEnvHost)
+
+
 class RayWorker:
     """A Ray actor holding its own instances (a local Ray runtime or a cluster's)."""
 
@@ -310,7 +324,7 @@ class RayWorker:
         if not ray.is_initialized():
             ray.init(include_dashboard=False, log_to_driver=False)
         if _RAY_HOST is None:
-            _RAY_HOST = ray.remote(EnvHost)
+            _RAY_HOST = _ray_host(ray)
         self._ray = ray
         self.actor = _RAY_HOST.options(**dict(options or {})).remote(build)
 
@@ -328,7 +342,12 @@ class RayWorker:
         inner.add_done_callback(relay)
         return future
 
-    def kill(self) -> None:
+    def kill(self, grace: float = 5.0) -> None:
+        """Abandon the actor: it closes its envs (even mid-command), then is killed."""
+        try:
+            self._ray.get(self.actor.abandon.remote(), timeout=grace)
+        except Exception:  # noqa: BLE001 - a dead or wedged actor is killed regardless
+            pass
         self._ray.kill(self.actor, no_restart=True)
 
     def shutdown(self, timeout: float) -> None:
@@ -336,7 +355,7 @@ class RayWorker:
             self._ray.get(self.actor.close_all.remote(), timeout=timeout)
         except Exception:  # noqa: BLE001 - a dead actor has nothing left to close
             pass
-        self.kill()
+        self._ray.kill(self.actor, no_restart=True)
 
 
 __all__ = [
