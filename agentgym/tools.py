@@ -19,7 +19,8 @@ declaration and text-format half lives in :mod:`agentgym.toolcall` and is re-exp
   a tool; ``<answer>text</answer>`` (or a call of the built-in ``answer(text)``) gives the final
   answer and ends the episode. Text around the tags (reasoning) is ignored; only the first tag
   of a reply counts. :func:`format_tool_call` and :func:`format_answer` write them.
-- ``info`` keys: :data:`TOOL_CALL` (the parsed call as a dict, or None) on every step, and
+- ``info`` keys: :data:`TOOL_CALL` (the parsed call as a dict, or None) and
+  :data:`NUM_TOOL_CALLS` (tools run so far this episode) on every step, and
   :data:`~agentgym.prompting.SYSTEM_PROMPT` at reset: the rendered system prompt (instructions,
   tool signatures with docstrings, the call format), which the rollout uses as the system
   message. The rollout must hand the env the whole model output: use the ``tool`` action
@@ -69,6 +70,11 @@ from agentgym.toolcall import (
 
 TOOL_CALL = "tool_call"
 """``info`` key: the call parsed from the action, ``{"name": ..., "arguments": {...}}`` or None."""
+NUM_TOOL_CALLS = "num_tool_calls"
+"""``info`` key (reset and every step): how many tool calls this episode has run so far, this
+step's included. A call counts once it passed parsing and argument checks and its tool ran,
+whether it returned, raised or timed out; replies that name no valid call and the final answer
+do not count. The tool-efficiency reward (``reward.tool_efficiency``) reads it."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,7 @@ class ToolEnv(TextEnv):
     _task_list: Sequence[Task] | None = None
     _current: Task | None = None
     _calls: list[ToolCall]
+    _runs: int = 0
     _answered: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -293,13 +300,14 @@ class ToolEnv(TextEnv):
             self._current = by_id[options["task_id"]]
         else:
             self._current = tasks[int(self.np_random.integers(len(tasks)))]
-        self._calls, self._answered = [], False
+        self._calls, self._answered, self._runs = [], False, 0
         info = {
             TASK: self._current.prompt,
             TASK_ID: self._current.id,
             SYSTEM_PROMPT: self.system_prompt(),
             REPLY_GRAMMAR: self.reply_grammar(),
             TOOL_CALL: None,
+            NUM_TOOL_CALLS: 0,
             STATE_KEY: self._current_state_key(),
         }
         return self.start_task(self._current), info
@@ -333,6 +341,7 @@ class ToolEnv(TextEnv):
     ) -> tuple[str, float, bool, bool, dict[str, Any]]:
         timeout = spec.timeout if spec.timeout is not None else self.tool_timeout
         bound = spec.fn.__get__(self, type(self))
+        self._runs += 1
         try:
             result = run_with_timeout(bound, arguments, timeout)
         except TimeoutError:
@@ -356,6 +365,7 @@ class ToolEnv(TextEnv):
         return {
             **info,
             INVALID: invalid,
+            NUM_TOOL_CALLS: self._runs,
             STATE_KEY: self._current_state_key(),
             REPLY_GRAMMAR: self.reply_grammar(),
         }
@@ -369,6 +379,7 @@ class ToolEnv(TextEnv):
 
 __all__ = [
     "ANSWER",
+    "NUM_TOOL_CALLS",
     "TOOL_CALL",
     "Grade",
     "Task",

@@ -1,0 +1,100 @@
+"""LLDS (trainer.llds): the term on hand-made logprobs, and its gradient on a real model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agentgym.trainers.llds import check_layout, llds_penalty, llds_units
+from agentgym.trainers.loss import response_logprobs
+from agentgym.trainers.options import LLDSSection
+from agentgym.trainers.tensorize import collate, make_samples
+
+# two trajectories, 3 tokens each (rows 0 and 1 of a micro-batch), turns 0-1 and 2-3
+OLD = torch.tensor([-1.0, -2.0, -0.5, -1.0, -1.0, -3.0])
+NEW = torch.tensor([-1.5, -1.9, -0.6, -0.2, -1.4, -2.5])
+ROWS = torch.tensor([0, 0, 0, 1, 1, 1])
+TURNS = torch.tensor([0, 0, 1, 2, 3, 3])
+
+
+def test_only_units_whose_likelihood_fell_and_only_their_falling_tokens() -> None:
+    # trajectory 0: total change -0.5 + 0.1 - 0.1 = -0.5 < 0 -> its falling tokens (0.5, 0.1)
+    # trajectory 1: +0.8 - 0.4 + 0.5 = +0.9 > 0 -> nothing, though its second token fell 0.4
+    new = NEW.clone().requires_grad_(True)
+    loss, stats = llds_penalty(new, OLD, ROWS, total_tokens=10)
+    assert float(loss.detach()) == pytest.approx((0.5 + 0.1) / 10)
+    loss.backward()
+    expected = torch.tensor([-1, 0, -1, 0, 0, 0]) / 10  # d/d new of max(0, old - new)
+    torch.testing.assert_close(new.grad, expected.float())
+    assert stats["llds_units_fell"] == pytest.approx(0.5)
+    assert stats["llds_tokens"] == pytest.approx(2 / 6)
+
+
+def test_turn_trigger_gates_each_response_on_its_own() -> None:
+    # turns: 0 = tokens 0-1 (-0.4: fell), 1 = token 2 (-0.1: fell), 2 = token 3 (+0.8),
+    # 3 = tokens 4-5 (+0.1: rose, its falling token 4 is left alone)
+    loss, stats = llds_penalty(NEW, OLD, TURNS, total_tokens=6)
+    assert float(loss) == pytest.approx((0.5 + 0.1) / 6)
+    assert stats["llds_units_fell"] == pytest.approx(0.5)
+
+
+def test_nothing_fell_nothing_added() -> None:
+    loss, stats = llds_penalty(OLD + 0.1, OLD, ROWS, total_tokens=6)
+    assert float(loss) == 0.0 and stats["llds_tokens"] == 0.0
+
+
+def test_units_from_the_selection_mask() -> None:
+    select = torch.tensor([[False, True, True], [True, False, True]])
+    torch.testing.assert_close(
+        llds_units(select, TURNS[:4], "trajectory"), torch.tensor([0, 0, 1, 1])
+    )
+    torch.testing.assert_close(llds_units(select, TURNS[:4], "turn"), TURNS[:4])
+    with pytest.raises(ValueError, match="trigger='token'"):
+        llds_units(select, TURNS[:4], "token")
+
+
+def test_config_and_layout_checks() -> None:
+    with pytest.raises(ValueError, match=r"trainer.llds.coef=-0.1 must be >= 0"):
+        LLDSSection(coef=-0.1)
+    check_layout(LLDSSection(coef=0.1), "full")
+    check_layout(LLDSSection(coef=0.1, trigger="turn"), "window")
+    check_layout(LLDSSection(coef=0.0), "window")  # off: any layout
+    with pytest.raises(ValueError, match="set trainer.llds.trigger=turn"):
+        check_layout(LLDSSection(coef=0.1), "window")
+
+
+def test_gradient_on_a_model_pulls_up_only_the_trajectory_whose_likelihood_fell(
+    tiny_lm, token_batch
+) -> None:
+    # a constructed batch: the rollout logprobs of trajectory 0 sit 0.3 above the model's now
+    # (its likelihood fell since sampling), those of the others 0.3 below (it rose)
+    samples = make_samples(token_batch, torch.zeros(token_batch.num_turns).numpy(), "full")
+    tb = collate(samples)
+    select = tb.loss_mask[:, 1:]
+    with torch.no_grad():
+        now = response_logprobs(tiny_lm, tb).logprobs
+    rows = llds_units(select, tb.turn_ids[:, 1:][select], "trajectory")
+    old = torch.where(rows == 0, now + 0.3, now - 0.3)
+    n = int(select.sum())
+
+    tiny_lm.zero_grad()
+    new = response_logprobs(tiny_lm, tb).logprobs
+    loss, stats = llds_penalty(new, old, rows, total_tokens=n)
+    loss.backward()
+    got = {k: p.grad.clone() for k, p in tiny_lm.named_parameters()}
+    assert stats["llds_units_fell"] == pytest.approx(1 / len(samples))
+    assert float(loss.detach()) == pytest.approx(0.3 * int((rows == 0).sum()) / n, rel=1e-4)
+
+    # the same gradient another way: -(1/n) * grad of trajectory 0's summed log-likelihood
+    tiny_lm.zero_grad()
+    lp = response_logprobs(tiny_lm, tb).logprobs
+    (-lp[rows == 0].sum() / n).backward()
+    for k, p in tiny_lm.named_parameters():
+        torch.testing.assert_close(got[k], p.grad, rtol=1e-4, atol=1e-6)
+
+    # and one SGD step along it raises trajectory 0's likelihood
+    with torch.no_grad():
+        for k, p in tiny_lm.named_parameters():
+            p -= 0.5 * got[k]
+        after = response_logprobs(tiny_lm, tb).logprobs
+    assert float(after[rows == 0].sum()) > float(now[rows == 0].sum())
