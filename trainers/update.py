@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from agentgym.trainers.llds import llds_penalty, llds_units
 from agentgym.trainers.loss import LossConfig, ppo_loss, response_logprobs
 from agentgym.trainers.offpolicy import (
     finite,
@@ -17,6 +18,7 @@ from agentgym.trainers.offpolicy import (
     recompute_old_logprobs,
     tis_weights,
 )
+from agentgym.trainers.options import LLDSSection
 from agentgym.trainers.tensorize import Sample, TensorBatch, collate, micro_batches
 
 RefLogprobs = Callable[[TensorBatch], torch.Tensor]
@@ -64,6 +66,7 @@ def ppo_update(
     rng: random.Random | None = None,
     recompute_old: bool = False,  # log π_old from a no-grad forward (agentgym.trainers.offpolicy)
     tis_cap: float = 0.0,  # > 0: tokens weighted by min(π_old / π_rollout, cap); implies recompute
+    llds: LLDSSection | None = None,  # the LLDS likelihood term (agentgym.trainers.llds)
 ) -> dict[str, float]:
     """Run ``epochs`` × ``mini_batches`` optimizer steps on ``samples``; return mean stats."""
     rng = rng or random.Random(0)
@@ -117,6 +120,11 @@ def ppo_update(
                 )
                 if not measured:
                     stats["logprob_mismatch"] = mismatch(rollout_lp, new_lp)
+                if llds is not None and llds.coef > 0:
+                    units = llds_units(select, tb.turn_ids[:, 1:][select], llds.trigger)
+                    reg, reg_stats = llds_penalty(new_lp, old_lp, units, total_tokens=total_tokens)
+                    loss = loss + llds.coef * reg
+                    stats.update(reg_stats)
                 loss.backward()
                 weight = int(select.sum()) / max(total_tokens, 1)
                 step_stats["loss"] += float(loss.detach())

@@ -98,3 +98,52 @@ def test_gradient_on_a_model_pulls_up_only_the_trajectory_whose_likelihood_fell(
             p -= 0.5 * got[k]
         after = response_logprobs(tiny_lm, tb).logprobs
     assert float(after[rows == 0].sum()) > float(now[rows == 0].sum())
+
+
+def shifted_samples(model, batch, shift_first: float, shift_rest: float):
+    """Full-layout samples with zero advantages whose rollout logprobs are the model's own
+    plus ``shift_first`` (trajectory 0) or ``shift_rest`` (the others)."""
+    out = []
+    for i, s in enumerate(make_samples(batch, torch.zeros(batch.num_turns).numpy(), "full")):
+        with torch.no_grad():
+            lp = response_logprobs(model, collate([s])).logprobs.tolist()
+        old = list(s.old_logprobs)
+        idx = [j for j, m in enumerate(s.loss_mask) if m and j > 0]
+        for j, v in zip(idx, lp, strict=True):
+            old[j] = v + (shift_first if i == 0 else shift_rest)
+        out.append(type(s)(s.input_ids, s.loss_mask, old, s.advantages, s.turn_ids))
+    return out
+
+
+def captured_update_grads(model, samples, llds):
+    from agentgym.trainers.loss import LossConfig
+    from agentgym.trainers.update import ppo_update
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    captured = {}
+
+    def step(*a, **k):
+        captured.update({n: p.grad.clone() for n, p in model.named_parameters()})
+
+    opt.step = step
+    stats = ppo_update(
+        model, opt, samples, LossConfig(), micro_batch_tokens=64, max_grad_norm=1e9, llds=llds
+    )
+    return captured, stats
+
+
+def test_ppo_update_adds_the_term_only_when_asked(tiny_lm, token_batch) -> None:
+    samples = shifted_samples(tiny_lm, token_batch, 0.3, -0.3)
+    grads, stats = captured_update_grads(tiny_lm, samples, None)
+    assert all(float(g.abs().max()) == 0.0 for g in grads.values())  # zero advantages
+    assert "llds_penalty" not in stats
+
+    grads, stats = captured_update_grads(tiny_lm, samples, LLDSSection(coef=0.5))
+    assert stats["llds_units_fell"] > 0
+    # expected: 0.5 * d/dθ of -(1/n) * sum of trajectory 0's response logprobs
+    tiny_lm.zero_grad()
+    first = collate([samples[0]])
+    n = sum(sum(s.loss_mask[1:]) for s in samples)
+    (-0.5 * response_logprobs(tiny_lm, first).logprobs.sum() / n).backward()
+    for k, p in tiny_lm.named_parameters():
+        torch.testing.assert_close(grads[k], p.grad, rtol=1e-4, atol=1e-7)
