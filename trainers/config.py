@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agentgym.config import param
+from agentgym.trainers.options import FilterGroupsSection, LLDSSection, ToolEfficiencySection
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,10 @@ class PolicySection:
 
 @dataclass(frozen=True)
 class CreditSection:
-    estimator: str = param("gigpo", "Credit estimator: grpo, rloo, turn_rloo, gigpo or salt.")
+    estimator: str = param(
+        "gigpo",
+        "Credit estimator: grpo, rloo, turn_rloo, gigpo, salt, hgpo or graphgpo (docs/credit.md).",
+    )
     options: dict[str, Any] = param({}, "Estimator options, e.g. {gamma: 0.9, omega: 1.0}.")
 
 
@@ -73,6 +77,11 @@ class RewardSection:
     invalid_penalty: float = param(0.0, "Added to the reward of a turn whose action was invalid.")
     step_penalty: float = param(0.0, "Added to the reward of every turn (negative favours short).")
     win_bonus: float = param(0.0, "Added to the reward of the winning turn.")
+    tool_efficiency: ToolEfficiencySection = param(
+        ToolEfficiencySection(),
+        "OTC: scale each trajectory's rewards by how close its tool calls came to the fewest that "
+        "won (tool envs; applied before the additive terms above).",
+    )
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,13 @@ class TrainerSection:
         "token-mean", "Loss aggregation over response tokens."
     )
     max_grad_norm: float = param(1.0, "Gradient clipping norm.")
+    llds: LLDSSection = param(
+        LLDSSection(), "LLDS: hold up the likelihood of responses whose likelihood fell (coef > 0)."
+    )
+    filter_groups: FilterGroupsSection = param(
+        FilterGroupsSection(),
+        "Leave groups without return variance (or outside the top fraction) out of the update.",
+    )
     recompute_old_logprobs: bool = param(
         False,
         "Recompute the PPO ratio's old logprobs with a no-grad forward before the update, "
