@@ -4,7 +4,7 @@
     agentgym rollout ENV --policy random|oracle [--tasks N] [--group-size G] [--seed S]
                          [--max-turns M] --out RUN
     agentgym credit RUN --estimator NAME [--option KEY=VALUE ...] [--iter N] [--traj ID]
-    agentgym train CONFIG [KEY=VALUE ...] [--resume]
+    agentgym train CONFIG [KEY=VALUE ...] [--resume] [--nproc N]
     agentgym replay | inspect | view | eval ...   (see agentgym.cli_tools)
 
 Expected failures (unknown env, estimator or option, missing run or iteration) print one line
@@ -87,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("config", metavar="CONFIG", help="YAML config, e.g. configs/quickstart.yaml")
     tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. trainer.lr=1e-5")
     tr.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
+    tr.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train on N processes of this machine (one per GPU; gloo on CPU): runs "
+        "`torchrun --standalone --nproc-per-node N` over this command",
+    )
     tr.set_defaults(handler=cmd_train)
 
     from agentgym.cli_tools import add_tool_commands  # replay, inspect, view, eval
@@ -109,7 +117,11 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         summary_table,
     )
 
-    cfg = load(TrainConfig, args.config, args.overrides)
+    cfg = load(TrainConfig, args.config, args.overrides)  # a bad config fails before torchrun
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _torchrun(args)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 prints
+        console = Console(quiet=True)
     run_path = Path(cfg.out_dir) / cfg.name
     console.print(f"Training {cfg.policy.model} on {cfg.env.id} with {cfg.credit.estimator}")
     report = fan_out(
@@ -119,6 +131,28 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     run = train(cfg, resume=args.resume, report=report)
     console.print(summary_table(run))
     return 0
+
+
+def _torchrun(args: argparse.Namespace) -> int:
+    """Run this ``train`` command again under torchrun with ``args.nproc`` processes."""
+    import subprocess
+
+    if args.nproc < 1:
+        raise CliError(f"--nproc must be at least 1, got {args.nproc}")
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={args.nproc}",
+        "-m",
+        "agentgym",
+        "train",
+        args.config,
+        *args.overrides,
+        *(["--resume"] if args.resume else []),
+    ]
+    return subprocess.run(command, check=False).returncode
 
 
 def cmd_envs(args: argparse.Namespace, console: Console) -> int:

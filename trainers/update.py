@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from agentgym.trainers.distributed import SINGLE, Ranks, full_tensor
 from agentgym.trainers.llds import llds_penalty, llds_units
 from agentgym.trainers.loss import LossConfig, ppo_loss, response_logprobs
 from agentgym.trainers.offpolicy import (
@@ -67,8 +68,13 @@ def ppo_update(
     recompute_old: bool = False,  # log π_old from a no-grad forward (agentgym.trainers.offpolicy)
     tis_cap: float = 0.0,  # > 0: tokens weighted by min(π_old / π_rollout, cap); implies recompute
     llds: LLDSSection | None = None,  # the LLDS likelihood term (agentgym.trainers.llds)
+    ranks: Ranks = SINGLE,
 ) -> dict[str, float]:
-    """Run ``epochs`` × ``mini_batches`` optimizer steps on ``samples``; return mean stats."""
+    """Run ``epochs`` × ``mini_batches`` optimizer steps on ``samples``; return mean stats.
+
+    Under ``torchrun`` every rank passes the same ``samples`` and runs its part of each
+    mini-batch (``ranks.micro_plan``); the step equals the single-process one.
+    """
     rng = rng or random.Random(0)
     old_table = None
     if recompute_old or tis_cap > 0:
@@ -93,7 +99,9 @@ def ppo_update(
             total_turns = len({t for s in mini for t in s.turn_ids if t >= 0})
             optimizer.zero_grad(set_to_none=True)
             step_stats: dict[str, float] = defaultdict(float)
-            for micro in micro_batches(mini, micro_batch_tokens):
+            plan = ranks.micro_plan(mini, lambda part: micro_batches(part, micro_batch_tokens))
+            for j, (micro, share) in enumerate(plan):
+                ranks.set_gradient_sync(model, j == len(plan) - 1)  # all-reduce on the last
                 tb = collate(micro, pad_id).to(device)
                 select = tb.loss_mask[:, 1:]  # [B, L-1] aligned with predictions
                 out = response_logprobs(model, tb, temperature=temperature, entropy=True)
@@ -125,11 +133,12 @@ def ppo_update(
                     reg, reg_stats = llds_penalty(new_lp, old_lp, units, total_tokens=total_tokens)
                     loss = loss + llds.coef * reg
                     stats.update(reg_stats)
-                loss.backward()
-                weight = int(select.sum()) / max(total_tokens, 1)
-                step_stats["loss"] += float(loss.detach())
+                (loss * (share * ranks.loss_scale)).backward()
+                weight = share * int(select.sum()) / max(total_tokens, 1)
+                step_stats["loss"] += share * float(loss.detach())
                 for k, v in stats.items():
                     step_stats[k] += v * weight
+            step_stats = ranks.sum_stats(step_stats)
             params = [p for p in model.parameters() if p.requires_grad]
             grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             ok = finite(grad_norm) and finite(step_stats["loss"])
@@ -137,7 +146,7 @@ def ppo_update(
                 optimizer.step()
             else:  # a NaN/inf loss or gradient: keep the weights, log the skip
                 once["skipped_steps"] += 1
-            step_stats["grad_norm"] = float(grad_norm)
+            step_stats["grad_norm"] = float(full_tensor(grad_norm))
             if not measured:
                 once["logprob_mismatch"] = step_stats.pop("logprob_mismatch", 0.0)
                 measured = True

@@ -39,6 +39,10 @@ Weights: :meth:`VLLMPolicy.sync_weights` copies a trainer's HF model into the en
 loader, which fuses q/k/v and gate/up projections) and then ``LLM.reset_prefix_cache()`` so no
 KV computed with old weights is reused. The engine runs in-process
 (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, set unless already set) so the tensors need no pickling.
+Wrapped models (DDP, FSDP2, peft/LoRA) are unwrapped and merged by
+:func:`agentgym.policy.weights.hf_weights`. In training, :meth:`VLLMPolicy.sleep` releases the
+engine's GPU memory during each update (``enable_sleep_mode=True``) and :meth:`wake_up` takes it
+back before the new weights are loaded.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentgym.policy.base import Completion, Conversation, SamplingParams, check_request
+from agentgym.policy.vllm_constraint import EXTRA_ARG
 
 INSTALL_HINT = "pip install 'agentgym[vllm]'"
 HISTORY_MODES = ("full", "window")
@@ -268,7 +273,14 @@ class VLLMPolicy:
         seed: the engine's seed (requests with ``SamplingParams.seed`` use their own).
         max_model_len: longest prompt + reply, in tokens.
         history: ``"full"`` (increments, prefix reuse) or ``"window"`` (a new sequence a turn).
-        **engine_kwargs: passed on to ``vllm.LLM``.
+        decoding: ``"generate"`` (free) or ``"constrained"``: each conversation whose env states
+            a constraint (``info``: admissible actions or a reply grammar) is sampled under it
+            by a logits processor (:mod:`agentgym.policy.vllm_constraint`, which says where
+            vLLM's logprobs may not be the constrained ones).
+        data_parallel: the number of processes of a ``torchrun`` job, each with its own engine
+            on its own GPU (vLLM's ``external_launcher``); 1 for a plain process.
+        **engine_kwargs: passed on to ``vllm.LLM`` (e.g. ``enable_sleep_mode=True`` for
+            :meth:`sleep`).
     """
 
     def __init__(
@@ -281,9 +293,22 @@ class VLLMPolicy:
         seed: int = 0,
         max_model_len: int = 4096,
         history: str = "full",
+        decoding: str = "generate",
+        data_parallel: int = 1,
         **engine_kwargs: Any,
     ) -> None:
+        if decoding not in ("generate", "constrained"):
+            raise ValueError(f"decoding={decoding!r}; expected 'generate' or 'constrained'")
         vllm = import_vllm()
+        self.decoding = decoding
+        self._sleep_mode = bool(engine_kwargs.get("enable_sleep_mode"))
+        if decoding == "constrained":
+            from agentgym.policy.vllm_constraint import processor_class
+
+            engine_kwargs.setdefault("logits_processors", [processor_class()])
+        if data_parallel > 1:  # one engine per torchrun rank, no engine-side collectives
+            engine_kwargs.setdefault("distributed_executor_backend", "external_launcher")
+            engine_kwargs.setdefault("data_parallel_size", data_parallel)
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # for sync_weights
         self._vllm = vllm
         self._seed_calls: dict[int, int] = {}
@@ -336,10 +361,11 @@ class VLLMPolicy:
         call = None
         if sampling.seed is not None:  # the n-th call under a seed gets its own seeds
             call = self._seed_calls[sampling.seed] = self._seed_calls.get(sampling.seed, -1) + 1
-        params = [self._params(sampling, call, i) for i in range(len(plans))]
+        specs = [self._constraint(c) for c in conversations]
+        params = [self._params(sampling, call, i, specs[i]) for i in range(len(plans))]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         completions: list[Completion] = []
-        for plan, out in zip(plans, outputs, strict=True):
+        for plan, spec, out in zip(plans, specs, outputs, strict=True):
             sample = out.outputs[0]
             ids = tuple(sample.token_ids)
             logprobs = tuple(
@@ -353,6 +379,7 @@ class VLLMPolicy:
                     logprobs=logprobs,
                     prompt_ids=plan.prompt_ids,
                     new_sequence=plan.new_sequence,
+                    constraint=spec,
                     metadata={
                         "alignment": plan.alignment,
                         "canonical": plan.canonical,
@@ -367,16 +394,42 @@ class VLLMPolicy:
         self.tracker.end(keys)
 
     def sync_weights(self, model: Any) -> None:
-        """Load a trainer's updated HF model weights into the engine (see the module docstring).
+        """Load a trainer's updated weights into the engine in memory (module docstring).
 
-        ``model`` is a transformers causal LM of the same architecture (merge LoRA adapters
-        first, e.g. peft's ``merge_and_unload``). Drops the prefix cache afterwards.
+        ``model`` is a transformers causal LM of the engine's architecture (DDP-, FSDP2- or
+        peft-wrapped: see :func:`agentgym.policy.weights.hf_weights`; LoRA is merged on the fly)
+        or a state dict under HF names. Drops the prefix cache afterwards.
         """
-        weights = [(name, t.detach()) for name, t in model.state_dict().items()]
+        from agentgym.policy.weights import hf_weights
+
+        weights = hf_weights(model)
         self.llm.apply_model(lambda m: m.load_weights(iter(weights)))
         self.llm.reset_prefix_cache()
 
-    def _params(self, sampling: SamplingParams, call: int | None, index: int) -> Any:
+    def sleep(self) -> None:
+        """Release the engine's GPU memory (weights offloaded to CPU, KV cache dropped) for a
+        training step; needs ``enable_sleep_mode=True``. :meth:`wake_up` takes it back."""
+        if self._sleep_mode:
+            self.llm.sleep(level=1)
+            self._asleep = True
+
+    def wake_up(self) -> None:
+        """Take back the memory :meth:`sleep` released (weights, then the KV cache)."""
+        if getattr(self, "_asleep", False):
+            self.llm.wake_up()
+            self._asleep = False
+
+    def _constraint(self, conversation: Conversation) -> str:
+        """The spec this conversation's reply is sampled under (``""``: free)."""
+        if self.decoding != "constrained":
+            return ""
+        from agentgym.constraint import spec_from_info
+
+        return spec_from_info(conversation.info)
+
+    def _params(
+        self, sampling: SamplingParams, call: int | None, index: int, spec: str = ""
+    ) -> Any:
         """vLLM sampling parameters of request ``index`` of the ``call``-th seeded call."""
         return self._vllm.SamplingParams(
             n=1,
@@ -387,4 +440,5 @@ class VLLMPolicy:
             seed=None if call is None else request_seed(sampling.seed, call, index),
             logprobs=0,
             include_stop_str_in_output=True,
+            extra_args={EXTRA_ARG: spec} if spec else None,
         )
