@@ -50,6 +50,8 @@ class Score:
     successes: int
     mean_turns: float
     mean_return: float
+    faults: int = 0
+    """Episodes whose env raised or hung (``Trajectory.fault``); they count as failures."""
 
     @property
     def success_rate(self) -> float:
@@ -68,6 +70,7 @@ class Score:
             "ci_high": hi,
             "mean_turns": self.mean_turns,
             "mean_return": self.mean_return,
+            "faults": self.faults,
         }
 
 
@@ -78,6 +81,7 @@ def score(trajectories: Sequence[Trajectory]) -> Score:
         successes=sum(t.won for t in trajectories),
         mean_turns=sum(len(t.turns) for t in trajectories) / n if n else 0.0,
         mean_return=sum(t.episode_return for t in trajectories) / n if n else 0.0,
+        faults=sum(t.fault is not None for t in trajectories),
     )
 
 
@@ -91,6 +95,7 @@ def batch_metrics(batch: Batch) -> dict[str, float]:
         "invalid_rate": sum(t.invalid for t in turns) / max(len(turns), 1),
         "response_tokens": sum(len(t.response_ids) for t in turns),
         "prompt_tokens": sum(len(t.prompt_ids) for t in turns),
+        "faults": sum(t.fault is not None for t in batch.trajectories),
     }
 
 

@@ -20,6 +20,25 @@ class EnvSection:
     tasks_per_iter: int = param(4, "Distinct tasks (seeds) collected per iteration.")
     group_size: int = param(4, "Trajectories per task; credit compares within a group.")
     seed: int = param(0, "Base seed; iteration i uses tasks seed + i*tasks_per_iter + k.")
+    workers: int = param(
+        0, "Env workers stepping in parallel (0: in the trainer's thread, one after another)."
+    )
+    executor: Literal["thread", "process", "ray"] = param(
+        "thread",
+        "Where workers keep their envs: threads (I/O-bound envs), processes (CPU-bound or not "
+        "thread-safe) or Ray actors (the ray extra; envs on a Ray cluster).",
+    )
+    step_timeout: float | None = param(
+        None, "Seconds a reset or step may take before its episode is abandoned (needs workers)."
+    )
+    faults: Literal["exclude", "fail"] = param(
+        "exclude",
+        "Episodes whose env raised or hung: 'exclude' keeps them out of credit and the loss; "
+        "'fail' trains on them as failed episodes.",
+    )
+    max_fault_rate: float = param(
+        0.25, "Stop the run when more than this fraction of an iteration's episodes faulted."
+    )
 
 
 @dataclass(frozen=True)
