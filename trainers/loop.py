@@ -30,8 +30,11 @@ from agentgym.store import Run
 from agentgym.trainers import checkpoint, distributed
 from agentgym.trainers.async_rollout import Rollouts
 from agentgym.trainers.config import RewardSection, TrainConfig
+from agentgym.trainers.filtering import keep_groups, select_trajectories
+from agentgym.trainers.llds import check_layout
 from agentgym.trainers.loss import LossConfig
 from agentgym.trainers.tensorize import constrain, make_samples
+from agentgym.trainers.tool_efficiency import shape_tool_efficiency
 from agentgym.trainers.update import (
     eval_mode,
     ppo_update,
@@ -67,7 +70,9 @@ def resolve_device(device: str) -> str:
 
 
 def shape_rewards(batch: Batch, shaping: RewardSection) -> Batch:
-    """A copy of ``batch`` with the trainer's reward shaping added to each turn's reward."""
+    """A copy of ``batch`` with the trainer's reward shaping applied to each turn's reward: the
+    tool-efficiency factor first (:mod:`agentgym.trainers.tool_efficiency`), then the terms added."""
+    batch = shape_tool_efficiency(batch, shaping.tool_efficiency)
     if not (shaping.invalid_penalty or shaping.step_penalty or shaping.win_bonus):
         return batch
 
@@ -279,6 +284,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
         kl_in=tc.kl_in,
     )
     layout = cfg.policy.history if tc.layout == "auto" else tc.layout
+    check_layout(tc.llds, layout)
     estimator = credit.get(cfg.credit.estimator)
     credit_cfg = credit.make_config(cfg.credit.estimator, cfg.credit.options)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -308,12 +314,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
         batch = rollouts.get(it)
         t_rollout = time.perf_counter() - t0
         # 2. credit: one advantage per turn, from the shaped rewards
-        advantages = estimator(shape_rewards(batch, cfg.reward), credit_cfg)  # [T]
+        shaped = shape_rewards(batch, cfg.reward)
+        advantages = estimator(shaped, credit_cfg)  # [T]
         batch = batch.with_advantages(estimator.name, advantages)
         run.write_trajectories(batch, it)
         # 3. tensorize and 4. update
         t1 = time.perf_counter()
-        samples = constrain(make_samples(batch, advantages, layout), batch, constraints)
+        keep, filtered = keep_groups(shaped, tc.filter_groups)  # [N] trajectories in the update
+        kept, kept_advantages = select_trajectories(batch, advantages, keep)
+        samples = constrain(make_samples(kept, kept_advantages, layout), kept, constraints)
         rollouts.before_update()
         stats = ppo_update(
             trained,
@@ -331,6 +340,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
             rng=random.Random(iteration_seed(cfg.seed, it)),
             recompute_old=tc.recompute_old_logprobs,
             tis_cap=tc.tis_cap,
+            llds=tc.llds,
             ranks=ranks,
         )
         scheduler.step()
@@ -343,6 +353,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
             "phase": "train",
             **outcome,
             **stats,
+            **filtered,
             **rollouts.stats,
             "rollout_s": t_rollout,
             "update_s": t_update,

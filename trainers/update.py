@@ -76,6 +76,8 @@ def ppo_update(
     mini-batch (``ranks.micro_plan``); the step equals the single-process one.
     """
     rng = rng or random.Random(0)
+    if not samples:  # nothing to train on (every group filtered out): no step
+        return {"lr": float(optimizer.param_groups[0]["lr"]), "empty_update": 1.0}
     old_table = None
     if recompute_old or tis_cap > 0:
         old_table = recompute_old_logprobs(
