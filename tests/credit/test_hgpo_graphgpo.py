@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from credit_batches import make_traj, random_batch
+from credit_reference import ref_graphgpo, ref_hgpo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -153,3 +154,50 @@ def test_graphgpo_credits_a_failed_step_into_a_state_that_leads_to_success() -> 
     adv = compute("graphgpo", batch, {"episode_weight": 0.0})
     assert adv[2] > 0 > adv[4]  # t2's "east" beats t3's "west" though both failed
     assert adv[2] == pytest.approx(adv[0])
+
+
+HGPO_OPTIONS = st.fixed_dictionaries(
+    {
+        "gamma": st.sampled_from([0.0, 0.5, 0.95, 1.0]),
+        "history_length": st.integers(0, 4),
+        "alpha": st.sampled_from([0.0, 1.0, 3.5]),
+        "norm": st.sampled_from(["std", "mean_norm"]),
+        "base_group": st.booleans(),
+    }
+)
+GRAPHGPO_OPTIONS = st.fixed_dictionaries(
+    {
+        "gamma": st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+        "normalize_distance": st.booleans(),
+        "scale": st.sampled_from([1.0, 10.0]),
+        "episode_weight": st.sampled_from([0.0, 1.0]),
+        "norm": st.sampled_from(["std", "mean_norm"]),
+    }
+)
+one_traj = st.tuples(steps, st.booleans(), st.sampled_from([None, *STATES]))
+batches = st.lists(st.lists(one_traj, min_size=1, max_size=6), min_size=1, max_size=3)
+
+
+def batch_of(groups: list) -> Batch:
+    trajs = [
+        make_traj(f"g{g}", s, won=won, terminated=won, reached=reached, traj_id=f"{g}-{i}")
+        for g, group in enumerate(groups)
+        for i, (s, won, reached) in enumerate(group)
+    ]
+    return Batch(tuple(trajs[::2] + trajs[1::2]))  # groups interleaved
+
+
+@FAST
+@given(batches, HGPO_OPTIONS)
+def test_hgpo_matches_the_loop_reference(groups: list, options: dict) -> None:
+    batch = batch_of(groups)
+    expected = [v for row in ref_hgpo(batch, **options) for v in row]
+    np.testing.assert_allclose(compute("hgpo", batch, options), expected, rtol=1e-5, atol=1e-5)
+
+
+@FAST
+@given(batches, GRAPHGPO_OPTIONS)
+def test_graphgpo_matches_the_loop_reference(groups: list, options: dict) -> None:
+    batch = batch_of(groups)
+    expected = [v for row in ref_graphgpo(batch, **options) for v in row]
+    np.testing.assert_allclose(compute("graphgpo", batch, options), expected, rtol=1e-5, atol=1e-5)
