@@ -24,12 +24,14 @@ from agentgym.constraint import ConstraintCompiler
 from agentgym.data import Batch, Trajectory
 from agentgym.evaluate import EvalResult, batch_metrics, evaluate
 from agentgym.policy.base import Policy, SamplingParams
+from agentgym.pool import EnvPool
 from agentgym.prompting import action_format
 from agentgym.rollout import collect
 from agentgym.store import Run
 from agentgym.trainers import checkpoint, distributed
 from agentgym.trainers.async_rollout import Rollouts
 from agentgym.trainers.config import RewardSection, TrainConfig
+from agentgym.trainers.faults import split_faults
 from agentgym.trainers.filtering import keep_groups, select_trajectories
 from agentgym.trainers.llds import check_layout
 from agentgym.trainers.loss import LossConfig
@@ -160,7 +162,26 @@ def sampling_params(
 def collect_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     """Arguments of :func:`agentgym.rollout.collect` shared by training and evaluation."""
     window = cfg.policy.window if cfg.policy.history == "window" else None
-    return {"action_format": cfg.policy.action_format, "history_window": window}
+    workers = {"workers": cfg.env.workers, "executor": cfg.env.executor} if cfg.env.workers else {}
+    return {
+        "action_format": cfg.policy.action_format,
+        "history_window": window,
+        "step_timeout": cfg.env.step_timeout,
+        **workers,
+    }
+
+
+def env_pool(cfg: TrainConfig) -> EnvPool:
+    """The pool whose env instances the training iterations reuse (in the trainer's thread when
+    ``env.workers`` is 0)."""
+    return EnvPool(
+        cfg.env.id,
+        env_kwargs=cfg.env.kwargs,
+        max_turns=cfg.env.max_turns,
+        workers=cfg.env.workers or 1,
+        executor=cfg.env.executor if cfg.env.workers else "inline",
+        step_timeout=cfg.env.step_timeout,
+    )
 
 
 def run_eval(cfg: TrainConfig, policy: Policy, model: torch.nn.Module) -> EvalResult:
@@ -195,7 +216,11 @@ def open_run(cfg: TrainConfig, resume: bool, ranks: distributed.Ranks = distribu
 
 
 def collect_iteration(
-    cfg: TrainConfig, policy: Policy, it: int, ranks: distributed.Ranks = distributed.SINGLE
+    cfg: TrainConfig,
+    policy: Policy,
+    it: int,
+    ranks: distributed.Ranks = distributed.SINGLE,
+    pool: EnvPool | None = None,
 ) -> Batch:
     """This rank's share of iteration ``it``: its tasks × group_size episodes with ``policy``."""
     first, count = distributed.task_shard(cfg.env.tasks_per_iter, ranks)
@@ -211,6 +236,7 @@ def collect_iteration(
             sampling=sampling_params(cfg, seed=ranks.seed(iteration_seed(cfg.seed, it))),
             env_kwargs=cfg.env.kwargs,
             group_prefix=f"it{it}:",
+            pool=pool,
             **collect_kwargs(cfg),
         )
 
@@ -223,6 +249,7 @@ def build_rollouts(
     device: str,
     ranks: distributed.Ranks,
     version: int,
+    pool: EnvPool | None = None,
 ) -> Rollouts:
     """Rollouts in step with the updates, or ahead of them (``trainer.max_staleness``) by a
     worker whose weights the update does not touch: the vLLM engine, or a copy of the model."""
@@ -233,7 +260,7 @@ def build_rollouts(
             policy if own_weights else build_policy(cfg, copy.deepcopy(model), tokenizer, device)
         )
     return Rollouts(
-        lambda pol, it: collect_iteration(cfg, pol, it, ranks),
+        lambda pol, it: collect_iteration(cfg, pol, it, ranks, pool),
         policy,
         model=model,
         max_staleness=cfg.trainer.max_staleness,
@@ -298,7 +325,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
         run.truncate_after(state["store_iteration"])  # drop work done after the checkpoint
     elif resume:
         run.truncate_after(0)
-    rollouts = build_rollouts(cfg, policy, model, tokenizer, device, ranks, version=start - 1)
+    pool = env_pool(cfg)  # env instances reused across iterations; closed at the end or on GC
+    rollouts = build_rollouts(
+        cfg, policy, model, tokenizer, device, ranks, version=start - 1, pool=pool
+    )
     if (
         ranks.is_main
         and start == 1
@@ -313,11 +343,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
         #    with the update or ahead of it in a thread (trainer.max_staleness)
         batch = rollouts.get(it)
         t_rollout = time.perf_counter() - t0
+        # episodes whose env raised or hung stay out of credit and loss (env.faults), or stop
+        # the run when too many did (env.max_fault_rate)
+        batch, faulted = split_faults(batch, cfg.env, it)
         # 2. credit: one advantage per turn, from the shaped rewards
         shaped = shape_rewards(batch, cfg.reward)
         advantages = estimator(shaped, credit_cfg)  # [T]
         batch = batch.with_advantages(estimator.name, advantages)
-        run.write_trajectories(batch, it)
+        run.write_trajectories(Batch(batch.trajectories + faulted), it)
         # 3. tensorize and 4. update
         t1 = time.perf_counter()
         keep, filtered = keep_groups(shaped, tc.filter_groups)  # [N] trajectories in the update
@@ -347,7 +380,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
         rollouts.after_update(trained)  # the new version: into the engine, or published
         t_update = time.perf_counter() - t1
         # 5. log
-        outcome = batch_metrics(batch)
+        outcome = batch_metrics(Batch(batch.trajectories + faulted))
         tokens = sum(len(s.input_ids) for s in samples)
         record = {
             "phase": "train",
@@ -377,6 +410,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
             result = rollouts.call(lambda pol: run_eval(cfg, pol, model))
             report(run.log_metrics({"phase": "eval", **result.overall.as_dict()}, iteration=it))
     rollouts.close()
+    pool.close()
     if ranks.is_main:
         export_model(run, model, tokenizer)
     distributed.teardown(ranks)
