@@ -27,14 +27,20 @@ def _check(ok: bool, message: str) -> None:
 class LLDSSection:
     coef: float = param(
         0.0,
-        "Weight of the LLDS term (0: off; e.g. 0.1). Adds coef * mean over response tokens of "
-        "max(0, old logprob - new logprob), counted only in units whose total logprob fell "
+        "Weight of the LLDS term (0: off; the authors use 0.2): coef * token-mean of "
+        "max(0, old logprob - new logprob) over the tokens of units whose likelihood fell "
         "below the rollout's (Deng et al. 2025, lazy likelihood displacement).",
     )
-    trigger: Literal["trajectory", "turn"] = param(
-        "trajectory",
-        "Unit whose likelihood must have fallen for its tokens to be regularised: the whole "
-        "trajectory (needs trainer.layout full) or each turn's response.",
+    trigger: Literal["turn", "trajectory"] = param(
+        "turn",
+        "Unit whose likelihood must have fallen for its tokens to be held up: each turn's "
+        "response (the paper's action-level gate, its best) or the whole trajectory (its "
+        "response-level gate; needs trainer.layout full).",
+    )
+    nonnegative_only: bool = param(
+        True,
+        "Gate and regularise only tokens whose advantage is >= 0 (the paper's preserving set: "
+        "responses the update should not push down); false: every token.",
     )
 
     def __post_init__(self) -> None:

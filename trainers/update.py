@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from agentgym.trainers.distributed import SINGLE, Ranks, full_tensor
-from agentgym.trainers.llds import llds_penalty, llds_units
+from agentgym.trainers.llds import llds_term
 from agentgym.trainers.loss import LossConfig, ppo_loss, response_logprobs
 from agentgym.trainers.offpolicy import (
     finite,
@@ -131,9 +131,16 @@ def ppo_update(
                 if not measured:
                     stats["logprob_mismatch"] = mismatch(rollout_lp, new_lp)
                 if llds is not None and llds.coef > 0:
-                    units = llds_units(select, tb.turn_ids[:, 1:][select], llds.trigger)
-                    reg, reg_stats = llds_penalty(new_lp, old_lp, units, total_tokens=total_tokens)
-                    loss = loss + llds.coef * reg
+                    reg, reg_stats = llds_term(
+                        llds,
+                        new_lp,
+                        old_lp,
+                        tb.advantages[:, 1:][select],
+                        select,
+                        tb.turn_ids[:, 1:][select],
+                        total_tokens=total_tokens,
+                    )
+                    loss = loss + reg
                     stats.update(reg_stats)
                 (loss * (share * ranks.loss_scale)).backward()
                 weight = share * int(select.sum()) / max(total_tokens, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agentgym.trainers.llds import check_layout, llds_penalty, llds_units
+from agentgym.trainers.llds import check_layout, llds_penalty, llds_term, llds_units
 from agentgym.trainers.loss import response_logprobs
 from agentgym.trainers.options import LLDSSection
 from agentgym.trainers.tensorize import collate, make_samples
@@ -38,6 +38,45 @@ def test_turn_trigger_gates_each_response_on_its_own() -> None:
     assert stats["llds_units_fell"] == pytest.approx(0.5)
 
 
+def test_only_the_preserving_set_is_gated_and_held_up() -> None:
+    # negative-advantage tokens (2 and 4) are left out of both the gate and the penalty:
+    # trajectory 0 over tokens 0-1: -0.5 + 0.1 = -0.4 (fell) -> token 0's 0.5 only;
+    # trajectory 1 over tokens 3 and 5: +0.8 + 0.5 (rose) -> nothing
+    preserve = torch.tensor([True, True, False, True, False, True])
+    new = NEW.clone().requires_grad_(True)
+    loss, _ = llds_penalty(new, OLD, ROWS, total_tokens=6, preserve=preserve)
+    assert float(loss.detach()) == pytest.approx(0.5 / 6)
+    loss.backward()
+    torch.testing.assert_close(new.grad, torch.tensor([-1.0, 0, 0, 0, 0, 0]) / 6)
+    # a unit that fell only through a negative-advantage token is not triggered
+    only_neg = torch.tensor([True, True, True, True, True, False])  # token 5 rose most
+    _, stats = llds_penalty(NEW, OLD, ROWS, total_tokens=6, preserve=only_neg)
+    assert stats["llds_units_fell"] == pytest.approx(0.5)
+
+
+def test_term_reads_the_advantages_and_the_trigger() -> None:
+    select = torch.ones(2, 3, dtype=torch.bool)
+    adv = torch.tensor([1.0, 1.0, -1.0, 0.0, -2.0, 0.5])
+    on = llds_term(
+        LLDSSection(coef=2.0, trigger="trajectory"), NEW, OLD, adv, select, TURNS, total_tokens=6
+    )
+    off = llds_term(
+        LLDSSection(coef=2.0, trigger="trajectory", nonnegative_only=False),
+        NEW,
+        OLD,
+        adv,
+        select,
+        TURNS,
+        total_tokens=6,
+    )
+    assert float(on[0]) == pytest.approx(2.0 * 0.5 / 6)
+    assert float(off[0]) == pytest.approx(2.0 * (0.5 + 0.1) / 6)
+    turn = llds_term(LLDSSection(coef=1.0), NEW, OLD, adv, select, TURNS, total_tokens=6)
+    # turns: 0 = tokens 0-1 (fell), 1 = token 2 (negative advantage), 2 = token 3 (rose),
+    # 3 = token 5 only (token 4 negative; rose)
+    assert float(turn[0]) == pytest.approx(0.5 / 6)
+
+
 def test_nothing_fell_nothing_added() -> None:
     loss, stats = llds_penalty(OLD + 0.1, OLD, ROWS, total_tokens=6)
     assert float(loss) == 0.0 and stats["llds_tokens"] == 0.0
@@ -56,11 +95,11 @@ def test_units_from_the_selection_mask() -> None:
 def test_config_and_layout_checks() -> None:
     with pytest.raises(ValueError, match=r"trainer.llds.coef=-0.1 must be >= 0"):
         LLDSSection(coef=-0.1)
-    check_layout(LLDSSection(coef=0.1), "full")
-    check_layout(LLDSSection(coef=0.1, trigger="turn"), "window")
-    check_layout(LLDSSection(coef=0.0), "window")  # off: any layout
+    check_layout(LLDSSection(coef=0.1, trigger="trajectory"), "full")
+    check_layout(LLDSSection(coef=0.1), "window")  # the default trigger is the turn
+    check_layout(LLDSSection(coef=0.0, trigger="trajectory"), "window")  # off: any layout
     with pytest.raises(ValueError, match="set trainer.llds.trigger=turn"):
-        check_layout(LLDSSection(coef=0.1), "window")
+        check_layout(LLDSSection(coef=0.1, trigger="trajectory"), "window")
 
 
 def test_gradient_on_a_model_pulls_up_only_the_trajectory_whose_likelihood_fell(
@@ -138,7 +177,9 @@ def test_ppo_update_adds_the_term_only_when_asked(tiny_lm, token_batch) -> None:
     assert all(float(g.abs().max()) == 0.0 for g in grads.values())  # zero advantages
     assert "llds_penalty" not in stats
 
-    grads, stats = captured_update_grads(tiny_lm, samples, LLDSSection(coef=0.5))
+    grads, stats = captured_update_grads(
+        tiny_lm, samples, LLDSSection(coef=0.5, trigger="trajectory")
+    )
     assert stats["llds_units_fell"] > 0
     # expected: 0.5 * d/dθ of -(1/n) * sum of trajectory 0's response logprobs
     tiny_lm.zero_grad()

@@ -19,7 +19,7 @@ pytest.importorskip("transformers")
 @pytest.mark.parametrize(
     ("estimator", "extra"),
     [
-        ("hgpo", ("trainer.llds.coef=0.1",)),
+        ("hgpo", ("trainer.llds.coef=0.1", "trainer.llds.trigger=trajectory")),
         (
             "graphgpo",
             ("trainer.llds.coef=0.1", "trainer.llds.trigger=turn", "trainer.layout=window"),
@@ -51,7 +51,12 @@ def test_filtered_groups_are_counted_and_stay_in_the_store(tmp_path) -> None:
 
 
 def test_trajectory_trigger_needs_the_full_layout(tmp_path) -> None:
-    cfg = tiny_config(tmp_path, "trainer.llds.coef=0.1", "trainer.layout=window")
+    cfg = tiny_config(
+        tmp_path,
+        "trainer.llds.coef=0.1",
+        "trainer.llds.trigger=trajectory",
+        "trainer.layout=window",
+    )
     with pytest.raises(ValueError, match="set trainer.llds.trigger=turn"):
         train(cfg)
 
