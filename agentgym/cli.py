@@ -4,7 +4,7 @@
     agentgym rollout ENV --policy random|oracle [--tasks N] [--group-size G] [--seed S]
                          [--max-turns M] --out RUN
     agentgym credit RUN --estimator NAME [--option KEY=VALUE ...] [--iter N] [--traj ID]
-    agentgym train CONFIG [KEY=VALUE ...] [--resume] [--nproc N]
+    agentgym train CONFIG [KEY=VALUE ...] [--resume [--allow-config-change]] [--nproc N]
     agentgym replay | inspect | view | eval ...   (see agentgym.cli_tools)
 
 Expected failures (unknown env, estimator or option, missing run or iteration) print one line
@@ -88,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. trainer.lr=1e-5")
     tr.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
     tr.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: continue under a config that differs from the run's own",
+    )
+    tr.add_argument(
         "--nproc",
         type=int,
         default=1,
@@ -128,7 +133,9 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         ConsoleReporter(console, cfg.trainer.iterations),
         TensorBoardReporter(run_path / "tensorboard"),
     )
-    run = train(cfg, resume=args.resume, report=report)
+    run = train(
+        cfg, resume=args.resume, report=report, allow_config_change=args.allow_config_change
+    )
     console.print(summary_table(run))
     return 0
 
@@ -151,6 +158,7 @@ def _torchrun(args: argparse.Namespace) -> int:
         args.config,
         *args.overrides,
         *(["--resume"] if args.resume else []),
+        *(["--allow-config-change"] if args.allow_config_change else []),
     ]
     return subprocess.run(command, check=False).returncode
 

@@ -4,7 +4,9 @@ A checkpoint is a folder ``checkpoints/iter-NNNNN/`` holding ``trainable.pt`` (t
 parameters: all weights, or only LoRA adapters), ``optimizer.pt``, ``scheduler.pt`` and
 ``state.pt`` (iteration, trajectory-store position, RNG states of python, numpy and torch, and
 any extra fields). It is written into a temporary folder and renamed, so a kill mid-write leaves
-the previous checkpoint intact; ``LATEST`` names the newest complete one.
+the previous checkpoint intact; ``LATEST`` names the newest complete one. Every file and the
+folder are fsynced before the rename, and the parent folder after it, so a power loss cannot
+leave a renamed checkpoint (or a ``LATEST``) whose contents never reached the disk.
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's contents (a folder: its entries) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def save(
     folder: str | Path,
     iteration: int,
@@ -66,9 +77,13 @@ def save(
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict() if scheduler is not None else None, tmp / "scheduler.pt")
         torch.save({"iteration": iteration, "rng": rng_state(), **extra}, tmp / "state.pt")
+        for name in ("trainable.pt", "optimizer.pt", "scheduler.pt", "state.pt"):
+            _fsync(tmp / name)
+        _fsync(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        _fsync(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -79,8 +94,12 @@ def save(
 
 def _write_latest(folder: Path, name: str) -> None:
     tmp = folder / f".{LATEST}.tmp"
-    tmp.write_text(name + "\n")
+    with open(tmp, "w") as f:
+        f.write(name + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, folder / LATEST)
+    _fsync(folder)
 
 
 def _prune(folder: Path, keep: int) -> None:

@@ -35,6 +35,7 @@ from agentgym.trainers.faults import split_faults
 from agentgym.trainers.filtering import keep_groups, select_trajectories
 from agentgym.trainers.llds import check_layout
 from agentgym.trainers.loss import LossConfig
+from agentgym.trainers.resume import check_resume_config, eval_due, eval_sampling_seed
 from agentgym.trainers.tensorize import constrain, make_samples
 from agentgym.trainers.tool_efficiency import shape_tool_efficiency
 from agentgym.trainers.update import (
@@ -184,8 +185,13 @@ def env_pool(cfg: TrainConfig) -> EnvPool:
     )
 
 
-def run_eval(cfg: TrainConfig, policy: Policy, model: torch.nn.Module) -> EvalResult:
-    """Greedy evaluation on seeds disjoint from training (the same code as ``agentgym eval``)."""
+def run_eval(
+    cfg: TrainConfig, policy: Policy, model: torch.nn.Module, *, iteration: int = 0
+) -> EvalResult:
+    """Greedy evaluation on seeds disjoint from training (the same code as ``agentgym eval``).
+
+    The tasks are the same every time; sampling (``eval_temperature`` > 0) draws from a stream
+    of (``eval_seed``, ``iteration``) alone, so a resumed process evaluates as a straight run."""
     with eval_mode(model), torch.no_grad():
         return evaluate(
             cfg.env.id,
@@ -194,7 +200,9 @@ def run_eval(cfg: TrainConfig, policy: Policy, model: torch.nn.Module) -> EvalRe
             seed=cfg.trainer.eval_seed,
             max_turns=cfg.env.max_turns,
             sampling=sampling_params(
-                cfg, temperature=cfg.trainer.eval_temperature, seed=cfg.trainer.eval_seed
+                cfg,
+                temperature=cfg.trainer.eval_temperature,
+                seed=eval_sampling_seed(cfg.trainer.eval_seed, iteration),
             ),
             env_kwargs=cfg.env.kwargs,
             collect_kwargs=collect_kwargs(cfg),
@@ -276,8 +284,19 @@ def build_rollouts(
 # ---------------------------------------------------------------------------------------------
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = None) -> Run:
-    """Train ``cfg.policy.model`` on ``cfg.env.id``; return the run (``report`` gets each record)."""
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    report: Reporter | None = None,
+    allow_config_change: bool = False,
+) -> Run:
+    """Train ``cfg.policy.model`` on ``cfg.env.id``; return the run (``report`` gets each record).
+
+    ``resume`` continues the run from its latest checkpoint; its config must be the run's own
+    unless ``allow_config_change`` (see :mod:`agentgym.trainers.resume`).
+    """
+    check_resume_config(cfg, resume=resume, allow_change=allow_config_change)
     ranks = distributed.init()  # rank and world size under torchrun; one process otherwise
     report = report if report and ranks.is_main else (lambda record: None)
     with distributed.main_first(ranks):
@@ -329,13 +348,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
     rollouts = build_rollouts(
         cfg, policy, model, tokenizer, device, ranks, version=start - 1, pool=pool
     )
-    if (
-        ranks.is_main
-        and start == 1
-        and not any(r.get("phase") == "eval" for r in run.read_metrics())
-    ):
-        result = rollouts.call(lambda pol: run_eval(cfg, pol, model))
-        report(run.log_metrics({"phase": "eval", **result.overall.as_dict()}, iteration=0))
+    # the evaluation due after the last finished iteration (before training: iteration 0) runs
+    # now when its record is missing, e.g. the process died during it
+    done = start - 1
+    evaluated = {r.get("iteration") for r in run.read_metrics() if r.get("phase") == "eval"}
+    if ranks.is_main and eval_due(tc, done) and done not in evaluated:
+        result = rollouts.call(lambda pol: run_eval(cfg, pol, model, iteration=done))
+        report(run.log_metrics({"phase": "eval", **result.overall.as_dict()}, iteration=done))
 
     for it in range(start, tc.iterations + 1):
         t0 = time.perf_counter()
@@ -406,8 +425,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, report: Reporter | None = N
                 keep=tc.keep_checkpoints,
                 store_iteration=it,
             )
-        if ranks.is_main and ((tc.eval_every and it % tc.eval_every == 0) or it == tc.iterations):
-            result = rollouts.call(lambda pol: run_eval(cfg, pol, model))
+        if ranks.is_main and eval_due(tc, it):
+            result = rollouts.call(lambda pol, it=it: run_eval(cfg, pol, model, iteration=it))
             report(run.log_metrics({"phase": "eval", **result.overall.as_dict()}, iteration=it))
     rollouts.close()
     pool.close()
