@@ -61,6 +61,23 @@ def staleness(batch: Batch, version: int) -> np.ndarray:
     )
 
 
+def check_correction(max_staleness: int, *, recompute_old: bool, tis_cap: float) -> None:
+    """Refuse a loss that would not correct for stale behaviour policies.
+
+    With k >= 1 the trajectories come from an older policy π_b. The loss corrects for it either
+    as plain PPO does (``old_logprobs`` = the stored behaviour logprobs: the ratio π_θ/π_b is
+    the importance weight, clipped), or decoupled: ``recompute_old_logprobs`` makes the clip
+    centre the current policy and ``tis_cap`` > 0 weights each token by min(π_old/π_b, cap).
+    Recomputing without that weight would treat stale samples as on-policy: an error.
+    """
+    if max_staleness > 0 and recompute_old and tis_cap <= 0:
+        raise ValueError(
+            "trainer.max_staleness > 0 with trainer.recompute_old_logprobs needs trainer.tis_cap "
+            "> 0 (the importance weight against the stale behaviour policy), e.g. tis_cap=2; or "
+            "leave recompute_old_logprobs off to clip against the behaviour logprobs."
+        )
+
+
 def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of ``model``'s full state (unsharded: a collective under FSDP2)."""
     model = distributed.unwrap(model)

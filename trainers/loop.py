@@ -29,7 +29,7 @@ from agentgym.prompting import action_format
 from agentgym.rollout import collect
 from agentgym.store import Run
 from agentgym.trainers import checkpoint, distributed
-from agentgym.trainers.async_rollout import Rollouts
+from agentgym.trainers.async_rollout import Rollouts, check_correction
 from agentgym.trainers.config import RewardSection, TrainConfig
 from agentgym.trainers.faults import split_faults
 from agentgym.trainers.filtering import keep_groups, select_trajectories
@@ -134,7 +134,22 @@ def build_policy(
     if cfg.policy.backend == "vllm":  # an engine beside the trained model, synced after updates
         from agentgym.policy.vllm import VLLMPolicy
 
-        return VLLMPolicy.for_training(cfg, tokenizer, distributed_ranks=ranks.world_size)
+        return VLLMPolicy(
+            cfg.policy.model,
+            dtype=cfg.policy.dtype,
+            gpu_memory_utilization=cfg.policy.gpu_memory_utilization,
+            enable_prefix_caching=True,
+            enable_sleep_mode=cfg.policy.vllm_sleep and cfg.trainer.max_staleness == 0,
+            seed=cfg.seed,
+            history=cfg.policy.history,
+            decoding=cfg.policy.decoding,
+            data_parallel=ranks.world_size,
+        )
+    if ranks.distributed and cfg.trainer.strategy == "fsdp":
+        raise ValueError(
+            "trainer.strategy=fsdp needs policy.backend=vllm: hf generation with sharded "
+            "weights would gather them at every decoding step. Use strategy=ddp with hf."
+        )
     from agentgym.policy.hf import HFPolicy
 
     return HFPolicy(
@@ -261,6 +276,8 @@ def build_rollouts(
 ) -> Rollouts:
     """Rollouts in step with the updates, or ahead of them (``trainer.max_staleness``) by a
     worker whose weights the update does not touch: the vLLM engine, or a copy of the model."""
+    tc = cfg.trainer
+    check_correction(tc.max_staleness, recompute_old=tc.recompute_old_logprobs, tis_cap=tc.tis_cap)
     worker = None
     if cfg.trainer.max_staleness > 0:
         own_weights = hasattr(policy, "sync_weights")

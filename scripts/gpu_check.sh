@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# GPU check of the scale path, one command, about 10 minutes on one GPU:
+#
+#   bash scripts/gpu_check.sh [OUT_DIR]          (default runs/gpu_check)
+#
+# Needs a CUDA GPU and the environment `make setup` builds plus vLLM
+# (.venv/bin/pip install 'agentgym[vllm]'). Steps, each with its own time limit:
+#   1. the gpu-marked tests (a real vLLM engine: token layout, logprobs, weight sync);
+#   2. a short vLLM-backed training run of SmolLM2 on the toy (quickstart, 3 iterations),
+#      synchronous (engine asleep during updates, weights synced in memory after each);
+#   3. asynchronous rollouts (trainer.max_staleness=1, free generation, 3 iterations);
+#   4. a short vLLM-backed run on TextWorld-CoinCollector (2 iterations);
+#   5. rollout tokens/s of vLLM vs hf on the same conversations, and the logprob mismatch
+#      (bench/vllm_rollout.py).
+# The runs use trainer.tis_cap=2 (recomputed old logprobs + capped importance weights), the
+# correction for vLLM's logprobs. A summary of the figures (logprob_mismatch, rollout
+# tokens/s, success before/after) is printed at the end and kept in OUT_DIR/summary.json.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-runs/gpu_check}"
+PY="${PY:-.venv/bin/python}"
+mkdir -p "$OUT"
+status=0
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to OUT/NAME.log
+  local name="$1" limit="$2"
+  shift 2
+  echo "== $name (limit ${limit}s)"
+  local t0=$SECONDS
+  if timeout "$limit" "$@" >"$OUT/$name.log" 2>&1; then
+    echo "   ok in $((SECONDS - t0))s"
+  else
+    echo "   FAILED (exit $?) after $((SECONDS - t0))s; last lines of $OUT/$name.log:"
+    tail -n 20 "$OUT/$name.log"
+    status=1
+  fi
+}
+
+"$PY" - <<'EOF' || exit 2
+import torch, vllm
+assert torch.cuda.is_available(), "no CUDA device"
+print(f"torch {torch.__version__}, vllm {vllm.__version__}, {torch.cuda.get_device_name(0)}")
+EOF
+
+VLLM=(policy.backend=vllm policy.device=cuda policy.gpu_memory_utilization=0.3 trainer.tis_cap=2
+      "out_dir=$OUT" trainer.eval_episodes=8)
+step gpu_tests 150 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests
+step train_toy 120 "$PY" -m agentgym train configs/quickstart.yaml name=toy "${VLLM[@]}" \
+  trainer.iterations=3
+step train_toy_async 120 "$PY" -m agentgym train configs/quickstart.yaml name=toy_async \
+  "${VLLM[@]}" trainer.iterations=3 trainer.max_staleness=1 policy.decoding=generate
+step train_textworld 180 "$PY" -m agentgym train configs/quickstart.yaml name=textworld \
+  "${VLLM[@]}" env.id=agentgym/TextWorld-CoinCollector-v0 'env.kwargs={}' env.max_turns=10 \
+  env.tasks_per_iter=2 env.group_size=4 trainer.iterations=2 trainer.eval_episodes=4
+step bench 120 "$PY" bench/vllm_rollout.py --out "$OUT/bench.json"
+
+"$PY" - "$OUT" <<'EOF'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+summary = {}
+for name in ("toy", "toy_async", "textworld"):
+    path = out / name / "metrics.jsonl"
+    if not path.is_file():
+        continue
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    train = [r for r in records if r["phase"] == "train"]
+    evals = [r for r in records if r["phase"] == "eval"]
+    summary[name] = {
+        "logprob_mismatch": [round(r.get("logprob_mismatch", float("nan")), 6) for r in train],
+        "rollout_tokens_per_s": [round(r["rollout_tokens_per_s"], 1) for r in train],
+        "update_s": [round(r["update_s"], 1) for r in train],
+        "staleness": [r.get("staleness", 0) for r in train],
+        "eval_success": [(r["iteration"], r["success_rate"]) for r in evals],
+    }
+bench = out / "bench.json"
+if bench.is_file():
+    summary["bench"] = json.loads(bench.read_text())
+(out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+print(json.dumps(summary, indent=2))
+EOF
+exit $status
