@@ -7,6 +7,7 @@ sandbox uid, and execs the program. :func:`bwrap_prefix` and :func:`unshare_pref
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 
@@ -37,23 +38,54 @@ os.execve(py, [py, "-I", "-S", "-B", "-X", "utf8", cfg["main"]], cfg["env"])
 """
 
 
+_LAYOUT_QUERY = """
+import json, sys, sysconfig
+paths, var = sysconfig.get_paths(), sysconfig.get_config_var
+print(json.dumps({
+    "stdlib": [paths["stdlib"], paths["platstdlib"]],
+    "site": [paths["purelib"], paths["platlib"]],
+    "libs": [f"{var('LIBDIR')}/{var(name)}" for name in ("INSTSONAME", "LDLIBRARY") if var(name)],
+}))
+"""
+
+
 @functools.cache
-def python_roots(executable: str) -> tuple[str, ...]:
-    """Directories outside ``/usr`` holding the interpreter, its standard library and libraries."""
-    query = "import sys; print(sys.base_prefix); print(sys.base_exec_prefix)"
+def python_binds(executable: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What bubblewrap must show of an interpreter installed outside ``/usr``.
+
+    Returns ``(binds, hidden)``: the interpreter, its standard library and its shared library
+    (read-only binds), and its site-packages directories inside them, covered by an empty
+    tmpfs so that installed packages (and any data they ship) stay out of the sandbox. Only
+    these paths are shown, not the whole installation prefix (which may sit in a home).
+    """
     out = subprocess.run(
-        [executable, "-I", "-S", "-c", query], capture_output=True, text=True, timeout=30
-    ).stdout.split("\n")[:2]
-    roots = {os.path.realpath(p) for p in out if p} | {os.path.dirname(os.path.dirname(executable))}
-    keep = [r for r in sorted(roots) if r != "/usr" and not r.startswith("/usr/") and r != "/"]
-    return tuple(r for r in keep if not any(r != o and r.startswith(o + "/") for o in keep))
+        [executable, "-I", "-S", "-c", _LAYOUT_QUERY], capture_output=True, text=True, timeout=30
+    )
+    layout = json.loads(out.stdout)
+    candidates = [executable, *layout["stdlib"], *layout["libs"]]
+    binds = sorted({os.path.realpath(p) for p in candidates if os.path.exists(p)})
+    binds = [p for p in binds if not _under(p, "/usr") and p != "/"]
+    binds = [p for p in binds if not any(o != p and _under(p, o) for o in binds)]
+    hidden = sorted(
+        {
+            os.path.realpath(p)
+            for p in layout["site"]
+            if os.path.isdir(p) and any(_under(os.path.realpath(p), b) for b in binds)
+        }
+    )
+    return tuple(binds), tuple(hidden)
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def bwrap_prefix(
     python: str, host_dir: str, names: list[str], disk_bytes: int, root: bool
 ) -> list[str]:
-    """bubblewrap: new namespaces, a whitelisted read-only file system, a tmpfs at ``/tmp``
-    (the working directory) holding ``names`` from ``host_dir`` read-only."""
+    """bubblewrap: new namespaces, a whitelisted read-only file system (``/usr``, the
+    ``/bin``/``/lib*`` links, the interpreter: :func:`python_binds`), a tmpfs at ``/tmp`` (the
+    working directory) holding ``names`` from ``host_dir`` read-only."""
     args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid"]
     args += ["--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
     if root:
@@ -69,13 +101,19 @@ def bwrap_prefix(
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
-    for top in python_roots(python):
+    binds, hidden = python_binds(python)
+    made: set[str] = set()
+    for top in binds:
         parents = [os.path.dirname(top)]
         while parents[-1] != "/":
             parents.append(os.path.dirname(parents[-1]))
         for parent in reversed(parents[:-1]):  # bwrap would create them owner-only
-            args += ["--perms", "0755", "--dir", parent]
+            if parent not in made:
+                made.add(parent)
+                args += ["--perms", "0755", "--dir", parent]
         args += ["--ro-bind", top, top]
+    for path in hidden:
+        args += ["--size", "4096", "--tmpfs", path]
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--size", str(disk_bytes), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"]
     for name in names:

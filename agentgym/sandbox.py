@@ -17,21 +17,25 @@ Isolation (the :attr:`Sandbox.isolation` attribute says which one is active):
 ``"bwrap"``
     bubblewrap (Debian ``bubblewrap``, installed by ``scripts/system-deps.sh``): new network
     (only a private loopback), pid, ipc and uts namespaces; the file system shows only ``/usr``,
-    the ``/bin``/``/lib*`` links and the Python installation (read-only), a private ``/proc`` and
-    ``/dev``, and a size-limited tmpfs at ``/tmp``, the working directory (the disk cannot be
-    filled). ``/etc``, ``/root``, ``/home``, the repository are not there; the tree dies with it.
+    the ``/bin``/``/lib*`` links and the interpreter with its standard library (read-only; its
+    site-packages hidden), a private ``/proc`` and ``/dev``, and a size-limited tmpfs at ``/tmp``,
+    the working directory (the disk cannot be filled). ``/etc``, the homes, the repository and
+    the parent's environment are not there; the tree dies with it.
 ``"unshare"``
     util-linux ``unshare``: network, pid and mount namespaces (no network, the tree dies with the
-    sandbox) but the host file system stays readable as the sandbox user sees it, the working
-    directory is on the host disk (each file capped by ``RLIMIT_FSIZE``, their number is not),
-    and writes are possible wherever that user may write (e.g. ``/tmp``).
+    sandbox, the parent's processes are invisible) but the host file system stays readable as the
+    sandbox user sees it, the working directory is on the host disk (each file capped by
+    ``RLIMIT_FSIZE``, their number is not), and writes are possible wherever that user may write.
 ``"none"``
     only the resource limits, the temporary directory and the empty environment; the network and
     the host file system are reachable, and a process that leaves the process group (``setsid``)
-    can outlive the run. A :class:`SandboxWarning` says so when this mode is chosen.
+    can outlive the run. Not run as root, the program runs as the caller and can read the
+    parent's ``/proc/PID/environ``.
 
-``Sandbox(isolation="auto")`` picks the strongest one that works on this host (each is probed by
-running the interpreter once inside it) and warns when it falls back.
+``Sandbox(isolation="auto")`` means bubblewrap: where it is missing or cannot create its
+namespaces, ``auto`` raises :class:`IsolationUnavailable` (saying how to install it) instead of
+running model-written code with less protection. ``"unshare"`` and ``"none"`` are opt-ins, and
+each construction of such a sandbox warns (:class:`SandboxWarning`) what it does not contain.
 """
 
 from __future__ import annotations
@@ -59,8 +63,21 @@ SANDBOX_UID = 65534
 MAIN = "main.py"
 
 
+INSTALL_HINT = (
+    "Install bubblewrap (as root: `apt-get install bubblewrap`, or `make setup`, which runs "
+    "scripts/system-deps.sh) and allow unprivileged user namespaces "
+    "(sysctl kernel.unprivileged_userns_clone=1) when not running as root. To run untrusted "
+    "code without file-system and network isolation anyway, opt in explicitly with "
+    "isolation='none' (or 'unshare', no network but host files readable)."
+)
+
+
 class SandboxWarning(UserWarning):
     """The sandbox runs with weaker isolation than bubblewrap gives."""
+
+
+class IsolationUnavailable(RuntimeError):
+    """The requested isolation (``auto``: bubblewrap) does not work on this host."""
 
 
 @dataclass(frozen=True)
@@ -146,8 +163,9 @@ def _is_root() -> bool:
 class Sandbox:
     """Runs Python programs under :class:`Limits` with the strongest isolation available.
 
-    ``isolation`` is ``"auto"`` (default) or one of ``"bwrap"``, ``"unshare"``, ``"none"``; asking
-    for a mode that does not work here raises RuntimeError. ``python`` is the interpreter run
+    ``isolation`` is ``"auto"`` (default: bubblewrap) or one of ``"bwrap"``, ``"unshare"``,
+    ``"none"``; asking for a mode that does not work here raises :class:`IsolationUnavailable`
+    (``"unshare"`` and ``"none"`` also warn what they leave exposed). ``python`` is the interpreter run
     inside (default: the real path of ``sys.executable``; only its standard library is visible).
     ``uid``: the user the program runs as when the host process is root (give parallel workers
     distinct uids so that their process limits are separate). The chosen mode is in
@@ -167,15 +185,18 @@ class Sandbox:
         self.uid: int | None = int(uid) if _is_root() else None
         if self.uid == 0:
             raise ValueError("the sandbox must not run as uid 0; pick an unprivileged uid")
-        if isolation == "auto":
-            self.isolation = _detect(self.python)
-        elif isolation in ISOLATIONS:
-            error = _probe(isolation, self.python)
-            if error:
-                raise RuntimeError(f"Sandbox isolation {isolation!r} does not work here: {error}")
-            self.isolation = isolation
-        else:
+        if isolation not in ("auto", *ISOLATIONS):
             raise ValueError(f"isolation must be 'auto' or one of {ISOLATIONS}, got {isolation!r}")
+        mode = "bwrap" if isolation == "auto" else isolation
+        error = _probe_cached(mode, self.python)
+        if error:
+            raise IsolationUnavailable(
+                f"Sandbox isolation {isolation!r} does not work here ({mode}: {error}). "
+                + (INSTALL_HINT if mode == "bwrap" else "")
+            )
+        if mode != "bwrap":
+            _warn_weak(mode)
+        self.isolation = mode
 
     def run(
         self,
@@ -352,32 +373,32 @@ def _probe(isolation: str, python: str) -> str:
 
 
 @functools.cache
-def _detect(python: str) -> str:
-    """The strongest isolation that works on this host (probed once per interpreter)."""
-    errors = {}
-    for isolation in ISOLATIONS:
-        error = _probe(isolation, python)
-        if not error:
-            break
-        errors[isolation] = error
-    else:
-        raise RuntimeError(
-            f"No sandbox isolation works with the interpreter {python} ({errors}). As root the "
-            f"sandbox runs as uid {SANDBOX_UID}, which must be able to read the interpreter and "
-            "its standard library: pass Sandbox(python=...) one under /usr, or install bubblewrap."
-        )
-    if errors:
-        why = "; ".join(f"{name}: {msg}" for name, msg in errors.items())
-        lost = "file-system isolation" if isolation == "unshare" else "network and file isolation"
-        warnings.warn(
-            f"Sandbox falls back to isolation={isolation!r} without {lost} ({why}). "
-            "Untrusted code can read host files"
-            + ("" if isolation == "unshare" else " and reach the network")
-            + "; install bubblewrap (scripts/system-deps.sh) and allow user namespaces.",
-            SandboxWarning,
-            stacklevel=3,
-        )
-    return isolation
+def _probe_cached(isolation: str, python: str) -> str:
+    """:func:`_probe`, once per mode and interpreter (a probe starts a process)."""
+    return _probe(isolation, python)
 
 
-__all__ = ["ISOLATIONS", "Limits", "RunResult", "Sandbox", "SandboxWarning"]
+def _warn_weak(isolation: str) -> None:
+    exposed = (
+        "host files (the project, its tests and answers, the homes) stay readable"
+        if isolation == "unshare"
+        else "the network and host files (the project, its tests and answers, the homes) "
+        "stay reachable"
+    )
+    warnings.warn(
+        f"SANDBOX WITHOUT FULL ISOLATION: isolation={isolation!r} runs untrusted code where "
+        f"{exposed}; model-written code can read hidden answers this way. {INSTALL_HINT}",
+        SandboxWarning,
+        stacklevel=3,
+    )
+
+
+__all__ = [
+    "INSTALL_HINT",
+    "ISOLATIONS",
+    "IsolationUnavailable",
+    "Limits",
+    "RunResult",
+    "Sandbox",
+    "SandboxWarning",
+]

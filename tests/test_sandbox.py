@@ -1,10 +1,12 @@
 """The code sandbox: limits, clean-up, and attacks that must stay contained.
 
 Each attack runs under every isolation mode that works here (bwrap, unshare, none) where that
-mode claims to contain it, and is followed by a normal run that must still work.
+mode claims to contain it, and is followed by a normal run that must still work. Tests of the
+default sandbox (bubblewrap) skip with its install hint where it is unavailable.
 """
 
 import ast
+import json
 import os
 import secrets
 import shutil
@@ -14,13 +16,22 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from agentgym import sandbox as sandbox_module
-from agentgym.sandbox import ISOLATIONS, SANDBOX_UID, Limits, Sandbox, SandboxWarning
+from agentgym.isolation import python_binds
+from agentgym.sandbox import (
+    ISOLATIONS,
+    SANDBOX_UID,
+    IsolationUnavailable,
+    Limits,
+    Sandbox,
+    SandboxWarning,
+)
 
 FAST = Limits(
     wall_time=3.0,
@@ -43,14 +54,24 @@ def box_for(mode: str) -> Sandbox:
         _boxes[mode] = "no interpreter tried"
         for python in (None, "/usr/bin/python3"):
             try:
-                _boxes[mode] = Sandbox(FAST, isolation=mode, python=python)
+                with warnings.catch_warnings():  # the opt-in modes warn; tested below
+                    warnings.simplefilter("ignore", SandboxWarning)
+                    _boxes[mode] = Sandbox(FAST, isolation=mode, python=python)
                 break
-            except RuntimeError as exc:
+            except IsolationUnavailable as exc:
                 _boxes[mode] = str(exc)
     box = _boxes[mode]
     if isinstance(box, str):
         pytest.skip(f"isolation {mode!r} does not work here: {box}")
     return box
+
+
+def default_box(limits: Limits = FAST) -> Sandbox:
+    """``Sandbox()`` (bubblewrap), or skip with its message on how to install it."""
+    try:
+        return Sandbox(limits)
+    except IsolationUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def still_usable(box: Sandbox) -> None:
@@ -92,32 +113,65 @@ def assert_gone(marker: str) -> None:
 
 
 # -- normal runs and limits -----------------------------------------------------------------------
-def test_auto_isolation_is_the_strongest_that_works():
-    box = Sandbox(FAST)
-    assert box.isolation in ISOLATIONS
-    try:
-        Sandbox(FAST, isolation="bwrap")
-    except RuntimeError:
-        pytest.skip("bwrap does not work here")
+def test_auto_isolation_is_bubblewrap():
+    box = default_box()
     assert box.isolation == "bwrap"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SandboxWarning)  # no warning: nothing was given up
+        assert Sandbox(FAST, isolation="bwrap").isolation == "bwrap"
 
 
-def test_missing_bwrap_falls_back_with_a_warning(monkeypatch):
+def test_missing_bwrap_refuses_instead_of_running_unprotected(monkeypatch):
     python = box_for("none").python  # an interpreter the sandbox user can run without bwrap
     which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name: None if name == "bwrap" else which(name))
-    sandbox_module._detect.cache_clear()
+    sandbox_module._probe_cached.cache_clear()
     try:
-        with pytest.warns(SandboxWarning, match="falls back to isolation='(unshare|none)'"):
-            box = Sandbox(FAST, python=python)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SandboxWarning)
+            with pytest.raises(IsolationUnavailable) as refused:
+                Sandbox(FAST, python=python)
+            with pytest.raises(IsolationUnavailable):
+                Sandbox(FAST, isolation="bwrap", python=python)
+        message = str(refused.value)
+        for hint in ("bwrap is not installed", "apt-get install bubblewrap", "make setup"):
+            assert hint in message
+        assert "isolation='none'" in message
+        with pytest.warns(SandboxWarning, match="SANDBOX WITHOUT FULL ISOLATION.*'none'"):
+            box = Sandbox(FAST, isolation="none", python=python)  # the explicit opt-in
     finally:
-        sandbox_module._detect.cache_clear()
-    assert box.isolation in ("unshare", "none")
+        sandbox_module._probe_cached.cache_clear()
+    assert box.isolation == "none"
     still_usable(box)
 
 
+def test_user_namespaces_refused_gives_the_same_hint(monkeypatch):
+    """bwrap installed but unable to create its namespaces: refused, with the hint."""
+    python = box_for("bwrap").python
+    monkeypatch.setattr(
+        sandbox_module,
+        "_run",
+        lambda job, limits: sandbox_module.RunResult(
+            "", "bwrap: No permissions to creating new namespace", 1, False, 0.0
+        ),
+    )
+    sandbox_module._probe_cached.cache_clear()
+    try:
+        with pytest.raises(IsolationUnavailable, match="namespace.*apt-get install bubblewrap"):
+            Sandbox(FAST, python=python)
+    finally:
+        sandbox_module._probe_cached.cache_clear()
+
+
+@pytest.mark.parametrize("mode", ["unshare", "none"])
+def test_weaker_modes_are_explicit_and_loud(mode):
+    box_for(mode)  # skips where the mode does not work at all
+    with pytest.warns(SandboxWarning, match=f"SANDBOX WITHOUT FULL ISOLATION: isolation='{mode}'"):
+        Sandbox(FAST, isolation=mode, python=box_for(mode).python)
+
+
 def test_normal_run_sees_stdin_files_and_an_empty_environment():
-    box = Sandbox(FAST)
+    box = default_box()
     code = (
         "import os, sys\n"
         "print(input().upper(), open('data.txt').read(), sorted(os.environ.items()))\n"
@@ -136,12 +190,12 @@ def test_normal_run_sees_stdin_files_and_an_empty_environment():
 
 
 def test_only_the_standard_library_is_importable():
-    result = Sandbox(FAST).run("import json, sqlite3, ssl\nimport agentgym")
+    result = default_box().run("import json, sqlite3, ssl\nimport agentgym")
     assert "ModuleNotFoundError: No module named 'agentgym'" in result.stderr
 
 
 def test_output_is_capped_and_flagged():
-    result = Sandbox(FAST).run(
+    result = default_box().run(
         "import sys\nprint('x' * 100000)\nprint('e' * 9000, file=sys.stderr)"
     )
     assert len(result.stdout) == FAST.output_bytes and result.stdout_truncated
@@ -151,7 +205,7 @@ def test_output_is_capped_and_flagged():
 
 def test_working_directory_is_removed(monkeypatch, tmp_path):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    result = Sandbox(FAST).run("open('junk', 'w').write('x' * 1000)\nprint('done')")
+    result = default_box().run("open('junk', 'w').write('x' * 1000)\nprint('done')")
     assert result.stdout == "done\n"
     assert list(tmp_path.iterdir()) == []
 
@@ -159,14 +213,14 @@ def test_working_directory_is_removed(monkeypatch, tmp_path):
 def test_wall_time_kills_a_sleeping_program():
     start = time.monotonic()
     code = "import time\nprint('started', flush=True)\ntime.sleep(60)"
-    result = Sandbox(FAST).run(code, limits=replace(FAST, wall_time=1.0))
+    result = default_box().run(code, limits=replace(FAST, wall_time=1.0))
     assert result.timed_out and result.stdout == "started\n"
     assert time.monotonic() - start < 3
     assert "wall-time" in result.describe()
 
 
 def test_cpu_time_limit():
-    box = Sandbox(FAST)
+    box = default_box()
     result = box.run("while True: pass", limits=Limits(wall_time=20, cpu_time=1))
     assert not result.timed_out and result.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
     assert "CPU" in result.describe()
@@ -191,7 +245,7 @@ def test_process_and_file_descriptor_limits():
         "    pass\n"
         "print(n, len(files))\n"
     )
-    forks, files = map(int, Sandbox(FAST).run(code).stdout.split())
+    forks, files = map(int, default_box().run(code).stdout.split())
     assert 0 < forks < FAST.max_processes
     assert 0 < files < FAST.open_files
 
@@ -374,9 +428,71 @@ def test_runs_as_an_unprivileged_user(mode):
     uid = SANDBOX_UID if ROOT else os.getuid()
     assert out.stdout == f"{uid} {uid} []\n"
     if ROOT:  # parallel workers may take their own uids, so that their process limits differ
-        mine = Sandbox(
-            FAST, isolation=box_for(mode).isolation, python=box_for(mode).python, uid=54321
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SandboxWarning)
+            mine = Sandbox(
+                FAST, isolation=box_for(mode).isolation, python=box_for(mode).python, uid=54321
+            )
         assert mine.run("import os\nprint(os.getuid())").stdout == "54321\n"
         with pytest.raises(ValueError, match="uid 0"):
             Sandbox(FAST, uid=0)
+
+
+# -- what a run must not see: the parent's environment, home, project and installed packages ---
+@pytest.mark.parametrize("mode", ISOLATIONS)
+def test_parent_environment_is_invisible(mode, monkeypatch):
+    if mode == "none" and not ROOT:
+        pytest.skip("isolation 'none' without root runs as the caller: /proc/PID/environ is open")
+    box = box_for(mode)
+    secret = "agentgym-secret-" + secrets.token_hex(6)
+    monkeypatch.setenv("AGENTGYM_TEST_SECRET", secret)
+    holder = subprocess.Popen(["sleep", "30"], env={"AGENTGYM_TEST_SECRET": secret})
+    try:
+        code = (
+            "import os\n"
+            "seen = [repr(dict(os.environ))]\n"
+            f"for pid in set(os.listdir('/proc')) | {{'{holder.pid}', '{os.getpid()}'}}:\n"
+            "    for name in ('environ', 'cmdline'):\n"
+            "        try:\n"
+            "            seen.append(open(f'/proc/{pid}/{name}', 'rb').read().decode('latin-1'))\n"
+            "        except OSError:\n"
+            "            pass\n"
+            "print(len(seen), any('agentgym-secret-' in s for s in seen))\n"
+        )
+        result = box.run(code)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.stdout.split()[1:] == ["False"], result
+    still_usable(box)
+
+
+def test_home_project_and_installed_packages_are_invisible():
+    """bwrap shows the interpreter and its standard library, nothing else of its prefix or
+    of the home it may live in; site-packages (where HumanEval's answers live) is empty."""
+    box = box_for("bwrap")
+    binds, hidden = python_binds(box.python)
+    home = Path.home()
+    secret = home / f".agentgym-sandbox-test-{secrets.token_hex(4)}"
+    secret.write_text("s3cr3t")
+    secret.chmod(0o644)
+    try:
+        code = (
+            "import json, os\n"
+            f"home, secret, repo, prefix = {str(home)!r}, {str(secret)!r}, {str(REPO)!r}, "
+            f"{sys.prefix!r}\n"
+            "files = [os.path.join(r, n) for r, _, ns in os.walk(home) for n in ns]\n"
+            f"hidden = {{p: os.listdir(p) for p in {list(hidden)!r}}}\n"
+            "print(json.dumps([os.path.exists(secret), os.path.exists(repo),\n"
+            "                  os.path.exists(prefix), files, hidden]))\n"
+        )
+        result = box.run(code, limits=replace(FAST, output_bytes=16 << 20))
+    finally:
+        secret.unlink()
+    secret_seen, repo_seen, venv_seen, home_files, listed = json.loads(result.stdout)
+    assert (secret_seen, repo_seen, venv_seen) == (False, False, False), result
+    assert all(any(f == b or f.startswith(b + "/") for b in binds) for f in home_files)
+    assert all(not any(f.startswith(h + "/") for h in hidden) for f in home_files)
+    assert listed == {h: [] for h in hidden}
+    assert all(os.listdir(h) for h in hidden)  # on the host they hold the installed packages
+    still_usable(box)
