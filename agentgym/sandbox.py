@@ -190,9 +190,16 @@ class Sandbox:
         mode = "bwrap" if isolation == "auto" else isolation
         error = _probe_cached(mode, self.python)
         if error:
+            root = (
+                f" As root the sandbox runs as uid {self.uid}, which must be able to read the "
+                "interpreter and its standard library: pass Sandbox(python=...) one under /usr."
+                if self.uid is not None and "Permission denied" in error
+                else ""
+            )
             raise IsolationUnavailable(
-                f"Sandbox isolation {isolation!r} does not work here ({mode}: {error}). "
-                + (INSTALL_HINT if mode == "bwrap" else "")
+                f"Sandbox isolation {isolation!r} does not work here ({mode}: {error})."
+                + root
+                + (" " + INSTALL_HINT if mode == "bwrap" else "")
             )
         if mode != "bwrap":
             _warn_weak(mode)

@@ -149,13 +149,13 @@ def main() -> None:
         setitimer(real, timeout)
         exec(compile(source, "solution.py", "exec"), namespace)
         setitimer(real, 0)
-        function = namespace[request["entry_point"]]
     except BaseException as exc:  # noqa: BLE001 - the submission may raise anything
         setitimer(real, 0)
-        name, message = describe(exc)
-        if isinstance(exc, KeyError):
-            name, message = "NameError", f"{request['entry_point']!r} is not defined"
-        report(-1, "raise", name, message)
+        report(-1, "raise", *describe(exc))
+        return
+    function = namespace.get(request["entry_point"])
+    if not callable(function):
+        report(-1, "raise", "NameError", f"no function {request['entry_point']!r} is defined")
         return
     for index, call in enumerate(request["calls"]):
         args, kwargs = decode(call)

@@ -65,6 +65,24 @@ def test_garbage_actions_are_invalid(env_id):
         assert not terminated and not truncated
 
 
+def test_without_bubblewrap_the_env_refuses_unless_told(monkeypatch):
+    make()  # skips where bubblewrap does not work in the first place
+    import shutil
+
+    from agentgym import sandbox as sandbox_module
+
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "bwrap" else which(name))
+    sandbox_module._probe_cached.cache_clear()
+    try:
+        with pytest.raises(IsolationUnavailable, match="apt-get install bubblewrap.*'none'"):
+            agentgym.make("agentgym/Code-v0")
+        with pytest.raises(IsolationUnavailable, match="bwrap is not installed"):
+            agentgym.make("agentgym/HumanEval-v0", isolation="bwrap")
+    finally:
+        sandbox_module._probe_cached.cache_clear()
+
+
 def test_builtin_tasks_are_varied_and_seeded():
     tasks = builtin_tasks()
     assert len(tasks) == len(PROBLEMS) >= 20
