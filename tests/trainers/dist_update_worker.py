@@ -1,10 +1,12 @@
 """Run under torchrun by test_distributed.py: one PPO update of a tiny model on every rank.
 
-    torchrun --nproc-per-node 2 dist_update_worker.py STRATEGY OUT.pt
+    torchrun --nproc-per-node 2 dist_update_worker.py STRATEGY OUT.pt [CHECKPOINTS]
 
 Every rank builds the same model and the same samples (:func:`update_inputs`), runs
 ``ppo_update`` through ``agentgym.trainers.distributed`` and rank 0 saves the full parameters
-and the returned stats to OUT.pt.
+and the returned stats to OUT.pt. With CHECKPOINTS, the job then saves a checkpoint there, runs
+a second update ("straight"), and runs that second update again on a fresh model and optimizer
+restored from the checkpoint ("resumed"); both parameter sets go to OUT.pt too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from agentgym.policy.models import tiny_model
-from agentgym.trainers import distributed
+from agentgym.trainers import checkpoint, distributed
 from agentgym.trainers.loss import LossConfig
 from agentgym.trainers.tensorize import Sample
 from agentgym.trainers.update import ppo_update
@@ -45,33 +47,65 @@ def update_inputs(n: int = 10, seed: int = 0):
     return model, samples
 
 
-def run_update(model, samples, ranks=distributed.SINGLE, strategy="ddp"):
-    """One ppo_update; returns (full parameters by name, stats)."""
+def wrapped(model, ranks, strategy):
+    """The trained module and its AdamW optimizer (built after wrapping, as FSDP2 needs)."""
     trained = distributed.wrap(model, ranks, strategy)
     optimizer = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=LR)
-    stats = ppo_update(
+    return trained, optimizer
+
+
+def update(trained, optimizer, samples, ranks, seed=0):
+    return ppo_update(
         trained,
         optimizer,
         samples,
         LossConfig(0.2, 0.28),
         pad_id=0,
-        rng=random.Random(0),
+        rng=random.Random(seed),
         ranks=ranks,
         **UPDATE,
     )
+
+
+def full_params(trained) -> dict[str, torch.Tensor]:
     state, _ = distributed.full_state(trained)
-    return {k: v.detach().clone() for k, v in state.items()}, stats
+    return {k: v.detach().clone() for k, v in state.items()}
 
 
-def main(strategy: str, out: str) -> None:
+def run_update(model, samples, ranks=distributed.SINGLE, strategy="ddp"):
+    """One ppo_update; returns (full parameters by name, stats)."""
+    trained, optimizer = wrapped(model, ranks, strategy)
+    stats = update(trained, optimizer, samples, ranks)
+    return full_params(trained), stats
+
+
+def straight_and_resumed(strategy, ranks, folder):
+    """Update, checkpoint, update again; and the second update again from the checkpoint."""
+    model, samples = update_inputs()
+    trained, optimizer = wrapped(model, ranks, strategy)
+    update(trained, optimizer, samples, ranks)
+    distributed.save_checkpoint(ranks, folder, 1, trained, optimizer, None, keep=2)
+    update(trained, optimizer, samples, ranks, seed=1)
+    straight = full_params(trained)
+    fresh, _ = update_inputs(seed=5)  # other initial weights: all must come from the checkpoint
+    trained, optimizer = wrapped(fresh, ranks, strategy)
+    distributed.load_checkpoint(checkpoint.latest(folder), trained, optimizer, None)
+    update(trained, optimizer, samples, ranks, seed=1)
+    return straight, full_params(trained)
+
+
+def main(strategy: str, out: str, folder: str | None = None) -> None:
     ranks = distributed.init()
     torch.manual_seed(0)
     model, samples = update_inputs()
     params, stats = run_update(model, samples, ranks, strategy)
+    result = {"params": params, "stats": stats, "world": ranks.world_size}
+    if folder is not None:
+        result["straight"], result["resumed"] = straight_and_resumed(strategy, ranks, folder)
     if ranks.is_main:
-        torch.save({"params": params, "stats": stats, "world": ranks.world_size}, out)
+        torch.save(result, out)
     distributed.teardown(ranks)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

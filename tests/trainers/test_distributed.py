@@ -93,9 +93,11 @@ def single_update():
 def test_one_update_on_two_ranks_equals_one_process(strategy, single_update, tmp_path):
     """Same samples, 2 mini-batches, micro-batches of unequal count per rank: the parameters
     after the AdamW step and the logged statistics (the gradient norm among them, which a
-    wrong loss scale would change) equal the single-process run."""
+    wrong loss scale would change) equal the single-process run. Then a checkpoint (model and
+    optimizer state) round-trips: resuming on 2 ranks repeats the uninterrupted second step."""
     out = tmp_path / "update.pt"
-    torchrun(str(HERE / "dist_update_worker.py"), strategy, str(out))
+    folder = tmp_path / "checkpoints"
+    torchrun(str(HERE / "dist_update_worker.py"), strategy, str(out), str(folder))
     got = torch.load(out, weights_only=False)
     assert got["world"] == 2
     params, stats = single_update
@@ -104,6 +106,14 @@ def test_one_update_on_two_ranks_equals_one_process(strategy, single_update, tmp
         torch.testing.assert_close(got["params"][name], value, atol=TOL, rtol=0, msg=name)
     for key in ("loss", "grad_norm", "clipfrac", "ratio", "entropy", "logprob_mismatch"):
         assert got["stats"][key] == pytest.approx(stats[key], rel=1e-5, abs=1e-6), key
+    # the checkpoint rank 0 wrote holds full states: a plain model loads the first update...
+    model, _ = worker.update_inputs(seed=5)
+    checkpoint.load(checkpoint.latest(folder), model)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, params[name], atol=TOL, rtol=0, msg=name)
+    # ...and 2 ranks resumed from it take the same second step as without the interruption
+    for name, value in got["straight"].items():
+        torch.testing.assert_close(got["resumed"][name], value, atol=1e-6, rtol=0, msg=name)
 
 
 # ------------------------------------------------------------------------------ agentgym train
