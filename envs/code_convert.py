@@ -392,7 +392,11 @@ def convert_tests(
     tests: all pairs if every one converts, else all scripts. :class:`UngradableTest` (a
     ValueError naming the test) for a test that cannot be graded outside the sandbox."""
     sources, names = list(sources), frozenset(aliases)
-    code = compile(context, "<test setup>", "exec")
+    try:
+        code = compile(context, "<test setup>", "exec")
+        namespace(code, seed, names, None)
+    except Exception as exc:  # noqa: BLE001 - the task author's setup code
+        raise UngradableTest(f"the tests' setup code fails here: {exc!r}") from None
     return _run_pairs(sources, code, seed, names) or _record_scripts(sources, code, seed, names)
 
 

@@ -6,6 +6,8 @@ the grader are in test_code_redteam.py.
 """
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -353,12 +355,12 @@ def test_converted_tests_judge_like_the_original_asserts(check):
     assert judge(task, local_results(task, ADDERS["right"])) == [""] * len(task.tests)
 
 
-def load_task_file_rows(rows, tmp=None):
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-        f.write("\n".join(json.dumps(r) for r in rows))
-    return load_task_file(f.name)
+def load_task_file_rows(rows):
+    """Tasks from ``rows`` written as a JSONL file (the user's path through the loader)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tasks.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in rows))
+        return load_task_file(path)
 
 
 @pytest.mark.parametrize(
@@ -397,3 +399,13 @@ def test_every_humaneval_conversion_judges_like_the_original_asserts():
         for wrong in (lambda *a, **k: None, lambda *a, **k: a[0] if a else 0):
             verdicts = [not why for why in judge(task, local_results(task, wrong))]
             assert verdicts == direct_verdicts(task, sources, wrong), task.id
+
+
+def test_setup_that_fails_is_rejected_and_prose_prompts_are_not_run():
+    row = {"task_id": "s", "prompt": "f", "entry_point": "f", "tests": ["assert f(1) == 1"]}
+    with pytest.raises(ValueError, match="setup code fails here: ModuleNotFoundError"):
+        load_task_file_rows([{**row, "setup": "import no_such_module_here"}])
+    prose = {"prompt": "Write f(x), which doubles x.\n", "entry_point": "f"}
+    prose["test"] = "def check(candidate):\n    assert candidate(2) == 4\n"
+    (task,) = load_task_file_rows([prose])
+    assert "Write f" not in task.context and loads(task.tests[0].calls[0]) == [[2], {}]
