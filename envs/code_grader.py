@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.envs.code_convert import ASSERT, HiddenTest, encode_call, namespace, reseed
-from agentgym.envs.code_harness import NotPlainData, decode
+from agentgym.envs.code_harness import MAX_MEMBERS, NotPlainData, decode
 from agentgym.sandbox import Limits, RunResult, Sandbox
 
 HARNESS = Path(__file__).with_name("code_harness.py").read_text(encoding="utf-8")
@@ -76,12 +76,14 @@ def parse_results(stdout: str, count: int) -> tuple[list[CallResult | None], str
     """Per call, the sandbox's result (None: no line), and the load error if one was reported.
 
     Lines that are not well-formed records are ignored; a call reported twice counts as
-    ``bad``. Values are decoded as plain data only."""
+    ``bad``. Values are decoded as plain data only, with at most
+    :data:`~agentgym.envs.code_harness.MAX_MEMBERS` set and dict members in all."""
     results: list[CallResult | None] = [None] * count
     seen: set[int] = set()
     load_error = ""
+    budget = [MAX_MEMBERS]
     for line in stdout.split("\n"):
-        record = _record(line, count)
+        record = _record(line, count, budget)
         if record is None:
             continue
         index, result = record
@@ -95,7 +97,7 @@ def parse_results(stdout: str, count: int) -> tuple[list[CallResult | None], str
     return results, load_error
 
 
-def _record(line: str, count: int) -> tuple[int, CallResult] | None:
+def _record(line: str, count: int, budget: list[int]) -> tuple[int, CallResult] | None:
     try:
         record = json.loads(line)
     except (ValueError, RecursionError):
@@ -107,7 +109,7 @@ def _record(line: str, count: int) -> tuple[int, CallResult] | None:
         return None
     if status == "ok" and len(record) == 3 and index >= 0:
         try:
-            return index, CallResult("ok", decode(record[2]))
+            return index, CallResult("ok", decode(record[2], budget=budget))
         except (NotPlainData, RecursionError) as exc:
             return index, CallResult("bad", error=f"not plain data ({exc})")
     if status == "raise" and len(record) == 4 and all(type(x) is str for x in record[2:]):

@@ -15,8 +15,8 @@ import agentgym
 from agentgym.core import GARBAGE_ACTIONS
 from agentgym.envs.code import CodeEnv, extract_code, run_tests
 from agentgym.envs.code_convert import UngradableTest, namespace, reseed
-from agentgym.envs.code_grader import CallResult, judge
-from agentgym.envs.code_harness import decode, encode, loads
+from agentgym.envs.code_grader import CallResult, judge, parse_results
+from agentgym.envs.code_harness import MAX_MEMBERS, NotPlainData, decode, dumps, encode, loads
 from agentgym.envs.code_problems import PROBLEMS
 from agentgym.envs.code_tasks import builtin_tasks, humaneval_tasks, load_task_file, split_check
 from agentgym.sandbox import IsolationUnavailable, Sandbox
@@ -409,3 +409,72 @@ def test_setup_that_fails_is_rejected_and_prose_prompts_are_not_run():
     prose["test"] = "def check(candidate):\n    assert candidate(2) == 4\n"
     (task,) = load_task_file_rows([prose])
     assert "Write f" not in task.context and loads(task.tests[0].calls[0]) == [[2], {}]
+
+
+PLAIN = [
+    None,
+    True,
+    0,
+    -(10**30),
+    1.5,
+    float("inf"),
+    "x\ud800",
+    [1, [2]],
+    (1, (2,)),
+    {1: {"a": (1,)}},
+]
+PLAIN += [{1, (2, 3)}, frozenset({"a"}), b"\x00\xff", 1 + 2j, {(1, 2): [set()]}]
+
+
+def test_plain_data_round_trips_exactly_and_nothing_else_passes():
+    for value in PLAIN:
+        back = loads(dumps(value))
+        assert back == value and encode(back) == encode(value) and type(back) is type(value)
+    assert loads(dumps([1, True, 1.0])) == [1, True, 1.0]
+    assert [type(x) for x in loads(dumps([1, True, 1.0]))] == [int, bool, float]
+
+    class Str(str):
+        pass
+
+    for bad in [Str("x"), object(), [1, Str("x")], {Str("k"): 1}, print, iter([]), type]:
+        with pytest.raises(NotPlainData):
+            encode(bad)
+    nested = []
+    for _ in range(1000):
+        nested = [nested]
+    with pytest.raises(NotPlainData, match="deeply"):
+        encode(nested)
+    for text in ['{"tuple": [], "x": 1}', '{"set": [[1]]}', '{"bytes": "zz"}', '{"str": "x"}']:
+        with pytest.raises(NotPlainData):
+            loads(text)
+
+
+def test_result_lines_are_parsed_strictly():
+    lines = [
+        json.dumps([0, "ok", {"tuple": [1, 2]}]),
+        json.dumps([1, "ok", 5]),
+        json.dumps([1, "ok", 5]),  # twice: bad
+        json.dumps([2, "ok", {"tuple": [], "x": 1}]),  # malformed value: bad
+        json.dumps([True, "ok", 1]),  # a bool index is no index
+        json.dumps([3, "pass"]),
+        json.dumps([9, "ok", 1]),  # out of range
+        "not json",
+        json.dumps([3, "raise", "ValueError", "no"]),
+        json.dumps([-1, "raise", "SyntaxError", ""]),
+    ]
+    results, load_error = parse_results("\n".join(lines), 5)
+    assert results[0] == CallResult("ok", (1, 2)) and results[3] == CallResult(
+        "raise", None, "ValueError: no"
+    )
+    assert results[1].status == results[2].status == "bad" and "twice" in results[1].error
+    assert results[4] is None and load_error == "SyntaxError"
+
+
+def test_decoding_is_bounded_against_colliding_keys():
+    colliding = [k * (2**61 - 1) for k in range(1, MAX_MEMBERS + 2)]
+    line = json.dumps([0, "ok", {"set": colliding}])
+    (result,), _ = parse_results(line, 1)
+    assert result.status == "bad" and f"more than {MAX_MEMBERS}" in result.error
+    half = json.dumps({"set": list(range(MAX_MEMBERS // 2 + 1))})
+    results, _ = parse_results(f'[0, "ok", {half}]\n[1, "ok", {half}]', 2)
+    assert results[0].status == "ok" and results[1].status == "bad"  # one budget per grading

@@ -227,6 +227,16 @@ TRICKS = {
         "    try:\n        os.write(fd, data)\n    except OSError:\n        pass\n"
         "os._exit(0)\n"
     ),
+    "hash-collision-flood": (
+        "import json, os\n"
+        "P = 2 ** 61 - 1  # ints k * P all hash to 0: a set of them builds in quadratic time\n"
+        "line = json.dumps([0, 'ok', {'set': [k * P for k in range(1, 200000)]}]) + '\\n'\n"
+        "def {f}(*a):\n"
+        "    for fd in range(3, 64):\n"
+        "        try:\n            os.write(fd, line.encode())\n        except OSError:\n"
+        "            pass\n"
+        "    os._exit(0)\n"
+    ),
     "always-equal-object": (
         "class Yes:\n"
         "    def __eq__(self, other):\n        return True\n"
