@@ -210,6 +210,7 @@ def _process_main(conn: multiprocessing.connection.Connection, build: EnvBuild) 
 
     runner = threading.Thread(target=run_commands, daemon=True, name="agentgym-commands")
     runner.start()
+    abandoned = False
     try:
         while True:
             try:
@@ -217,6 +218,7 @@ def _process_main(conn: multiprocessing.connection.Connection, build: EnvBuild) 
             except (EOFError, OSError):  # the trainer is gone
                 break
             if message == ABANDON:
+                abandoned = True
                 break
             commands.put(message)
             if message is None:
@@ -225,7 +227,8 @@ def _process_main(conn: multiprocessing.connection.Connection, build: EnvBuild) 
     finally:
         host.close_all()
         conn.close()
-        os._exit(0)  # a hung command thread must not keep the process alive
+        if abandoned:  # the command thread may be stuck in native code: leave without it
+            os._exit(0)
 
 
 class ProcessWorker:
@@ -255,6 +258,7 @@ class ProcessWorker:
             future.set_result(result)
         with self._lock:
             pending, self._pending = list(self._pending), deque()
+        self.process.join(5)  # reap it, to report how it ended
         code = self.process.exitcode
         for future in pending:
             future.set_exception(WorkerDied(f"worker process ended (exit code {code})"))

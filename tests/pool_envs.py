@@ -3,7 +3,8 @@
 ``FaultyKeyDoor(faults="SEED:TURN:KIND,...", log=PATH)`` behaves as ``KeyDoorEnv`` except that in
 an episode reset with seed SEED, step number TURN (0-based; ``reset`` for TURN means the reset)
 raises ``ValueError`` (KIND ``raise``) or never returns (KIND ``hang``: sleeps until closed from
-another thread, or forever in a process). With ``barrier=N`` every step first waits (3 s at
+another thread, or forever in a process) or ends its process (KIND ``die``: ``os._exit``; only
+for process workers). With ``barrier=N`` every step first waits (3 s at
 most, else ``BrokenBarrierError``) until N steps of this process's instances wait together, so
 a batch steps without a fault only if N of its steps run at the same time. Every instance appends ``build PID ID`` when built and
 ``close PID ID`` when closed to the file ``log``, so a test can count both across processes.
@@ -59,6 +60,8 @@ class FaultyKeyDoor(KeyDoorEnv):
         kind = self._faults.get((int(self._seed or 0), turn))
         if kind == "raise":
             raise ValueError(f"injected fault at seed {self._seed} turn {turn}")
+        if kind == "die":
+            os._exit(3)
         if kind == "hang":
             while not self._closed.wait(0.05):
                 pass

@@ -100,6 +100,23 @@ def test_a_hung_step_is_abandoned_and_its_worker_replaced(executor, tmp_path):
     assert sorted(closed) == sorted(built)  # the hung instances were closed too
 
 
+def test_a_worker_process_that_dies_faults_one_episode_and_is_replaced(tmp_path):
+    log = tmp_path / "life.log"
+    clean = clean_run(tasks=4)
+    died = [t for t in clean.trajectories if t.seed == 2 and len(t.turns) > 2]
+    assert died
+    with EnvPool(
+        FAULTY, env_kwargs={"faults": "2:2:die", "log": str(log)}, workers=2, executor="process"
+    ) as pool:
+        batch = collect(FAULTY, RandomPolicy(4), tasks=4, group_size=2, pool=pool)
+        assert pool.replaced == len(died)
+    assert check_against_clean(batch, clean, {2: ("die", 2)}) == len(died)
+    for t in batch.trajectories:
+        assert t.fault is None or t.fault.startswith(
+            "WorkerDied: worker process ended (exit code 3)"
+        )
+
+
 class Failing:
     """Wraps a policy; raises ``exc`` on generate call number ``at``."""
 

@@ -1,0 +1,143 @@
+"""Resident memory over hundreds of episodes: a kept env pool vs building envs per episode.
+
+    python bench/memory.py [--envs alfworld,textworld,code] [--episodes 500] [--batch 20]
+                           [--warmup 100] [--today-episodes 200] [--out bench/results/memory.md]
+
+For each env, episodes are collected in batches (``batch`` episodes: batch/2 tasks x 2) as the
+trainer does, each batch with new seeds, in a fresh child process per mode:
+
+- ``pool``: one kept in-process :class:`~agentgym.pool.EnvPool` (instances reset, not rebuilt);
+- ``pool-process``: a kept pool of 2 worker processes (RSS of the trainer plus its workers);
+- ``today``: ``collect`` without a pool (a new instance per episode, closed at the end).
+
+The resident set size (Linux ``VmRSS``, summed over the process and its children) is read after
+every batch. Growth = RSS at the end - RSS after ``warmup`` episodes (the first batches load
+engines, game files and caches); the issue's bound is 30 MB over 500 episodes. Policies are
+scripted: random admissible actions (10 turns) for ALFWorld and TextWorld (Coin Collector, 40 games); for the code env two
+sandboxed ``run_python`` calls and a submission per episode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ENVS = {
+    "alfworld": "agentgym/ALFWorld-v0",
+    "textworld": "agentgym/TextWorld-CoinCollector-v0",
+    "code": "agentgym/Code-v0",
+}
+ENV_KWARGS = {"textworld": {"num_games": 40}}
+"""TextWorld: a fixed set of 40 generated games (seed % 40; generating one takes 1-5 s)."""
+
+
+def rss_mb(pid: int) -> float:
+    """Resident MB of ``pid`` and all its descendants (Linux /proc)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(status.split("VmRSS:")[1].split()[0]) / 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, IndexError, ProcessLookupError):
+            continue
+    return total
+
+
+def child(env: str, mode: str, episodes: int, batch: int) -> None:
+    """Collect ``episodes`` in batches; print one JSON line: RSS (MB) after each batch."""
+    from agentgym.policy.scripted import FixedPolicy, RandomPolicy
+    from agentgym.pool import EnvPool
+    from agentgym.rollout import collect
+    from agentgym.tools import format_tool_call
+
+    env_id = ENVS[env]
+    tasks = batch // 2
+    kwargs = ENV_KWARGS.get(env, {})
+    kw: dict = {"tasks": tasks, "group_size": 2, "max_turns": 10, "env_kwargs": kwargs}
+    if env == "code":
+        program = "print(sum(i * i for i in range(20000)))"
+        kw["action_format"] = "tool"
+
+        def policy(b: int) -> FixedPolicy:
+            return FixedPolicy(
+                [format_tool_call("run_python", code=program)] * 2
+                + [format_tool_call("submit", code="def solution():\n    return None\n")]
+            )
+    else:
+
+        def policy(b: int) -> RandomPolicy:
+            return RandomPolicy(b)
+
+    pool = None
+    if mode == "pool":
+        pool = EnvPool(env_id, env_kwargs=kwargs, max_turns=10)
+    elif mode == "pool-process":
+        pool = EnvPool(env_id, env_kwargs=kwargs, max_turns=10, workers=2, executor="process")
+    series, start = [], time.perf_counter()
+    for b in range(episodes // batch):
+        collect(env_id, policy(b), seed=1000 + b * tasks, pool=pool, **kw)
+        series.append(round(rss_mb(os.getpid()), 1))
+    if pool is not None:
+        pool.close()
+    print(json.dumps({"rss": series, "seconds": time.perf_counter() - start}))
+
+
+def run_child(env: str, mode: str, episodes: int, batch: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", env, mode, str(episodes), str(batch)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--envs", default="alfworld,textworld,code")
+    parser.add_argument("--modes", default="pool,pool-process,today")
+    parser.add_argument("--episodes", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--today-episodes", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/memory.md"))
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        env, mode, episodes, batch = args.child
+        child(env, mode, int(episodes), int(batch))
+        return
+    lines = [
+        "# bench/memory.py: resident memory over many episodes\n",
+        f"Command: `python {' '.join(sys.argv)}`  ",
+        f"Machine: {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"batches of {args.batch} episodes, growth measured after {args.warmup} warm-up episodes\n",
+        "| env | collection | episodes | RSS after warm-up (MB) | RSS at end (MB) | growth (MB) "
+        "| growth per 100 episodes (MB) | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    warm = max(args.warmup // args.batch, 1)
+    for env in args.envs.split(","):
+        for mode in args.modes.split(","):
+            episodes = args.today_episodes if mode == "today" else args.episodes
+            result = run_child(env, mode, episodes, args.batch)
+            rss = result["rss"]
+            base, end = rss[warm - 1], rss[-1]
+            per100 = (end - base) / max(episodes - warm * args.batch, 1) * 100
+            row = (
+                f"| {env} | {mode} | {episodes} | {base:.1f} | {end:.1f} | {end - base:+.1f} "
+                f"| {per100:+.1f} | {result['seconds']:.0f} |"
+            )
+            print(row, "  series:", rss, flush=True)
+            lines.append(row)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
