@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import builtins
 import copy
+import functools
 import math
 import random
 import threading
@@ -97,8 +98,9 @@ class HiddenTest:
     calls: tuple[str, ...]
     cases: tuple[Case, ...] = ()
     """Pair form: one case per call. Empty for a script."""
-    script: CodeType | None = field(default=None, repr=False)
-    """Script form: the test code with asserts wrapped, replayed in the parent when grading."""
+    script: str | None = field(default=None, repr=False)
+    """Script form: the test code with asserts wrapped, replayed in the parent when grading
+    (:func:`compile_script`)."""
 
 
 class _PendingUse(Exception):
@@ -274,6 +276,12 @@ class _ToScript(ast.NodeTransformer):
         return ast.copy_location(ast.Expr(wrapped), node)
 
 
+@functools.lru_cache(maxsize=1024)
+def compile_script(script: str) -> CodeType:
+    """The code object of a script test (cached)."""
+    return compile(script, "<hidden test>", "exec")
+
+
 def _compile(tree: ast.Module, name: str) -> Any:
     return compile(ast.fix_missing_locations(tree), name, "exec")
 
@@ -362,7 +370,8 @@ def _record_scripts(
     ns[ASSERT] = check
     tests = []
     for index, source in enumerate(sources):
-        code = _compile(_ToScript().visit(ast.parse(source)), f"<hidden test {index}>")
+        script = ast.unparse(ast.fix_missing_locations(_ToScript().visit(ast.parse(source))))
+        code = compile_script(script)
         recorder.calls = []
         reseed(ns, seed, index)
         label = _label(index, source)
@@ -381,7 +390,7 @@ def _record_scripts(
             raise UngradableTest(_missing_name(label, missing[0]))
         if not recorder.calls:
             raise UngradableTest(f"{label} never calls the function")
-        tests.append(HiddenTest(source, tuple(recorder.calls), script=code))
+        tests.append(HiddenTest(source, tuple(recorder.calls), script=script))
     return tuple(tests)
 
 
@@ -405,6 +414,7 @@ __all__ = [
     "HiddenTest",
     "UngradableTest",
     "convert_tests",
+    "compile_script",
     "encode_call",
     "namespace",
     "same",

@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentgym.envs.code_convert import ASSERT, HiddenTest, encode_call, namespace, reseed
+from agentgym.envs.code_convert import (
+    ASSERT,
+    HiddenTest,
+    compile_script,
+    encode_call,
+    namespace,
+    reseed,
+)
 from agentgym.envs.code_harness import MAX_MEMBERS, NotPlainData, decode
 from agentgym.sandbox import Limits, RunResult, Sandbox
 
@@ -198,7 +205,7 @@ def _judge_scripts(task: Any, per_test: list[list[CallResult | None]], ended: st
         replay.start(test, results)
         reseed(ns, task.seed, index)
         try:
-            exec(test.script, ns)
+            exec(compile_script(test.script), ns)
             why = "" if replay.next == len(test.calls) else "the test skipped some of its calls"
         except AssertionError:
             why = replay.failure or "wrong result"

