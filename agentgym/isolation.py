@@ -39,11 +39,11 @@ os.execve(py, [py, "-I", "-S", "-B", "-X", "utf8", cfg["main"]], cfg["env"])
 
 
 _LAYOUT_QUERY = """
-import json, sys, sysconfig
+import json, site, sys, sysconfig
 paths, var = sysconfig.get_paths(), sysconfig.get_config_var
 print(json.dumps({
     "stdlib": [paths["stdlib"], paths["platstdlib"]],
-    "site": [paths["purelib"], paths["platlib"]],
+    "site": [paths["purelib"], paths["platlib"], *site.getsitepackages()],
     "libs": [f"{var('LIBDIR')}/{var(name)}" for name in ("INSTSONAME", "LDLIBRARY") if var(name)],
 }))
 """
@@ -54,9 +54,10 @@ def python_binds(executable: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What bubblewrap must show of an interpreter installed outside ``/usr``.
 
     Returns ``(binds, hidden)``: the interpreter, its standard library and its shared library
-    (read-only binds), and its site-packages directories inside them, covered by an empty
-    tmpfs so that installed packages (and any data they ship) stay out of the sandbox. Only
-    these paths are shown, not the whole installation prefix (which may sit in a home).
+    (read-only binds), and its site-packages directories inside them or under ``/usr``
+    (``dist-packages`` of a system Python), covered by an empty tmpfs so that installed
+    packages (and any data they ship, such as benchmark answers) stay out of the sandbox.
+    Only these paths are shown, not the whole installation prefix (which may sit in a home).
     """
     out = subprocess.run(
         [executable, "-I", "-S", "-c", _LAYOUT_QUERY], capture_output=True, text=True, timeout=30
@@ -70,7 +71,7 @@ def python_binds(executable: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         {
             os.path.realpath(p)
             for p in layout["site"]
-            if os.path.isdir(p) and any(_under(os.path.realpath(p), b) for b in binds)
+            if os.path.isdir(p) and any(_under(os.path.realpath(p), b) for b in (*binds, "/usr"))
         }
     )
     return tuple(binds), tuple(hidden)

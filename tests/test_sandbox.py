@@ -494,5 +494,5 @@ def test_home_project_and_installed_packages_are_invisible():
     assert all(any(f == b or f.startswith(b + "/") for b in binds) for f in home_files)
     assert all(not any(f.startswith(h + "/") for h in hidden) for f in home_files)
     assert listed == {h: [] for h in hidden}
-    assert all(os.listdir(h) for h in hidden)  # on the host they hold the installed packages
+    assert any(os.listdir(h) for h in hidden)  # on the host: the installed packages
     still_usable(box)
