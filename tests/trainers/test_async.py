@@ -23,6 +23,7 @@ from agentgym.trainers.loop import (  # noqa: E402
     build_policy,
     collect_kwargs,
     iteration_seed,
+    resolve_device,
     sampling_params,
     seed_everything,
     shape_rewards,
@@ -43,6 +44,7 @@ def config(tmp_path, *extra: str) -> TrainConfig:
             f"out_dir={tmp_path}",
             "name=async",
             "policy.model=tiny",
+            "policy.device=cpu",
             "policy.max_new_tokens=4",
             "env.id=agentgym/KeyDoor-Small-v0",
             "env.max_turns=3",
@@ -61,8 +63,9 @@ def synchronous_loop(cfg: TrainConfig) -> list[tuple[Batch, dict[str, float]]]:
     """The loop as it was before rollouts could run ahead: collect with the live model, credit,
     tensorize, update; nothing else. Returns each iteration's batch and update statistics."""
     seed_everything(cfg.seed)
-    model, tokenizer = build_model(cfg, "cpu")
-    policy = build_policy(cfg, model, tokenizer, "cpu")
+    device = resolve_device(cfg.policy.device)
+    model, tokenizer = build_model(cfg, device)
+    policy = build_policy(cfg, model, tokenizer, device)
     tc = cfg.trainer
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     estimator = credit.get(cfg.credit.estimator)
@@ -93,6 +96,7 @@ def synchronous_loop(cfg: TrainConfig) -> list[tuple[Batch, dict[str, float]]]:
             micro_batch_tokens=tc.micro_batch_tokens,
             max_grad_norm=tc.max_grad_norm,
             temperature=cfg.policy.temperature,
+            device=device,
             rng=random.Random(iteration_seed(cfg.seed, it)),
         )
         out.append((batch, stats))
@@ -100,7 +104,10 @@ def synchronous_loop(cfg: TrainConfig) -> list[tuple[Batch, dict[str, float]]]:
 
 
 def test_staleness_zero_is_the_synchronous_loop(tmp_path):
-    cfg = config(tmp_path, "trainer.max_staleness=0")
+    check_synchronous(config(tmp_path, "trainer.max_staleness=0"))
+
+
+def check_synchronous(cfg: TrainConfig) -> None:
     run = train(cfg)
     expected = synchronous_loop(cfg)
     records = [r for r in run.read_metrics() if r["phase"] == "train"]

@@ -121,7 +121,7 @@ def test_one_update_on_two_ranks_equals_one_process(strategy, single_update, tmp
 
 CONFIG = """\
 name: dist
-policy: {model: tiny, max_new_tokens: 4}
+policy: {model: tiny, device: cpu, max_new_tokens: 4}
 env: {id: agentgym/KeyDoor-Small-v0, max_turns: 3, tasks_per_iter: 3, group_size: 2}
 trainer: {iterations: 3, eval_episodes: 2, lr: 0.001, keep_checkpoints: 5}
 reward: {invalid_penalty: -0.1}
