@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentgym.envs.code_convert import (
+from agentgym.envs.code_checks import (
     ASSERT,
     HiddenTest,
     compile_script,
@@ -170,7 +170,10 @@ class _Replay:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         index, self.next = self.next, self.next + 1
         if index >= len(self.calls) or encode_call(args, kwargs) != self.calls[index]:
-            self.failure = "the test made a call its recording did not (it is not deterministic)"
+            self.failure = (
+                "the test made a call its recording did not see (its calls depend on the "
+                "function's results, e.g. `or`/`any` in an assert, or it is not deterministic)"
+            )
             self.broken = True
             raise _NoResult(self.failure)
         result = self.results[index]

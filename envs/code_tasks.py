@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentgym.envs.code_convert import Case, HiddenTest, convert_tests, encode_call
+from agentgym.envs.code_checks import Case, HiddenTest, encode_call
+from agentgym.envs.code_convert import convert_tests
 from agentgym.envs.code_problems import PROBLEMS
 
 HUMANEVAL_PROMPT = (

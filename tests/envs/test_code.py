@@ -15,7 +15,7 @@ import pytest
 import agentgym
 from agentgym.core import GARBAGE_ACTIONS
 from agentgym.envs.code import CodeEnv, extract_code, run_tests
-from agentgym.envs.code_convert import UngradableTest, namespace, reseed
+from agentgym.envs.code_checks import UngradableTest, namespace, reseed
 from agentgym.envs.code_grader import CallResult, judge, parse_results
 from agentgym.envs.code_harness import MAX_MEMBERS, NotPlainData, decode, dumps, encode, loads
 from agentgym.envs.code_problems import PROBLEMS
