@@ -36,14 +36,18 @@ def response_logits(model: torch.nn.Module, tb: TensorBatch) -> torch.Tensor:
     predicts = torch.zeros_like(tb.loss_mask)
     predicts[:, :-1] = tb.loss_mask[:, 1:]  # position p predicts token p + 1
     if _KEEP_MASK.get(type(model)) is not False:
-        out = model(
-            input_ids=tb.input_ids, attention_mask=tb.attention_mask, logits_to_keep=predicts
-        )
-        if out.logits.dim() == 2:  # [N, V]: the mask was applied
+        try:
+            out = model(
+                input_ids=tb.input_ids, attention_mask=tb.attention_mask, logits_to_keep=predicts
+            )
+        except (IndexError, TypeError):  # older transformers index with it as a 1-D selection
+            out = None
+        if out is not None and out.logits.dim() == 2:  # [N, V]: the mask was applied
             _KEEP_MASK[type(model)] = True
             return out.logits.float()
         _KEEP_MASK[type(model)] = False
-        return out.logits[predicts].float()
+        if out is not None:
+            return out.logits[predicts].float()
     out = model(input_ids=tb.input_ids, attention_mask=tb.attention_mask)
     return out.logits[predicts].float()
 
