@@ -20,9 +20,11 @@ import builtins
 import dataclasses
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import CodeType
+from typing import TYPE_CHECKING, Any
 
 from agentgym.envs.code_checks import (
     ASSERT,
@@ -34,6 +36,9 @@ from agentgym.envs.code_checks import (
 )
 from agentgym.envs.code_harness import MAX_MEMBERS, NotPlainData, decode
 from agentgym.sandbox import Limits, RunResult, Sandbox
+
+if TYPE_CHECKING:
+    from agentgym.envs.code_tasks import CodeTask
 
 HARNESS = Path(__file__).with_name("code_harness.py").read_text(encoding="utf-8")
 """The sandbox's main program (the harness module's own source)."""
@@ -190,15 +195,17 @@ class _Replay:
 
 
 @functools.lru_cache(maxsize=256)
-def _context(source: str) -> Any:
+def _context(source: str) -> CodeType:
     return compile(source, "<test setup>", "exec")
 
 
-def _judge_scripts(task: Any, per_test: list[list[CallResult | None]], ended: str) -> list[str]:
+def _judge_scripts(
+    task: CodeTask, per_test: list[list[CallResult | None]], ended: str
+) -> list[str]:
     replay = _Replay(ended)
     ns = namespace(_context(task.context), task.seed, task.aliases, replay)
 
-    def check(test: Any) -> None:
+    def check(test: Callable[[], Any]) -> None:
         if not test():
             raise AssertionError
 
@@ -218,7 +225,7 @@ def _judge_scripts(task: Any, per_test: list[list[CallResult | None]], ended: st
     return verdicts
 
 
-def judge(task: Any, results: list[CallResult | None], ended: str = "") -> list[str]:
+def judge(task: CodeTask, results: list[CallResult | None], ended: str = "") -> list[str]:
     """Per test of ``task`` (a CodeTask), an empty string if it passed, else why not."""
     per_test, start = [], 0
     for test in task.tests:
@@ -229,7 +236,9 @@ def judge(task: Any, results: list[CallResult | None], ended: str = "") -> list[
     return [_judge_pairs(t, r, ended) for t, r in zip(task.tests, per_test, strict=True)]
 
 
-def run_tests(sandbox: Sandbox, task: Any, code: str, *, test_timeout: float = 3.0) -> GradeReport:
+def run_tests(
+    sandbox: Sandbox, task: CodeTask, code: str, *, test_timeout: float = 3.0
+) -> GradeReport:
     """Run ``task``'s hidden tests (a CodeTask) on ``code``: calls in ``sandbox``, verdicts here."""
     calls = [call for test in task.tests for call in test.calls]
     request = (
