@@ -89,6 +89,11 @@ def ppo_update(
             device=device,
         )
     once: dict[str, float] = {"lr": float(optimizer.param_groups[0]["lr"]), "skipped_steps": 0}
+    # With no KL, entropy or LLDS term, a sample whose advantages are all 0 adds nothing to the
+    # gradient: it is not run (it still counts in the token/turn normalisers, so the gradient
+    # is unchanged), and a mini-batch of only such samples makes no optimizer step.
+    every_sample = loss_cfg.kl_coef > 0 or loss_cfg.entropy_coef > 0 or bool(llds and llds.coef)
+    once["zero_advantage_samples"] = 0
     measured = False  # logprob_mismatch comes from the first mini-batch
     totals: dict[str, float] = defaultdict(float)
     steps = 0
@@ -101,7 +106,11 @@ def ppo_update(
             total_turns = len({t for s in mini for t in s.turn_ids if t >= 0})
             optimizer.zero_grad(set_to_none=True)
             step_stats: dict[str, float] = defaultdict(float)
-            plan = ranks.micro_plan(mini, lambda part: micro_batches(part, micro_batch_tokens))
+            active = mini if every_sample else [s for s in mini if any(s.advantages)]
+            once["zero_advantage_samples"] += len(mini) - len(active)
+            if not active:
+                continue
+            plan = ranks.micro_plan(active, lambda part: micro_batches(part, micro_batch_tokens))
             for j, (micro, share) in enumerate(plan):
                 ranks.set_gradient_sync(model, j == len(plan) - 1)  # all-reduce on the last
                 tb = collate(micro, pad_id).to(device)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from agentgym.trainers import checkpoint
-from agentgym.trainers.loss import LossConfig, response_logprobs
+from agentgym.trainers.loss import LossConfig, ppo_loss, response_logprobs
 from agentgym.trainers.tensorize import collate, make_samples
 from agentgym.trainers.update import ppo_update, reference_from_model
 
@@ -38,7 +38,8 @@ def test_one_update_changes_every_trainable_parameter_and_loss_is_finite(tiny_lm
     samples = on_policy_samples(tiny_lm, token_batch, adv_for(token_batch))
     stats = ppo_update(tiny_lm, opt, samples, LossConfig(), micro_batch_tokens=32)
     assert np.isfinite(stats["loss"]) and stats["grad_norm"] > 0
-    assert stats["ratio"] == pytest.approx(1.0, abs=1e-4)  # on-policy first step
+    # (the first-step ratio against logprobs a rollout stored: test_offpolicy.py and
+    # test_rollout_logprobs.py; these samples' old logprobs come from response_logprobs itself)
     unchanged = [n for n, p in tiny_lm.named_parameters() if torch.equal(p, before[n])]
     assert unchanged == []
 
@@ -117,3 +118,52 @@ def test_loading_into_another_model_shape_fails_clearly(tmp_path, tiny_lm):
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="does not fit"):
         checkpoint.load(path, tiny_lm)
+
+
+def test_samples_with_zero_advantage_are_skipped_without_changing_the_gradient(
+    tiny_lm, token_batch
+):
+    adv = adv_for(token_batch)
+    first = token_batch.traj_len[0]
+    adv[:first] = 0.0  # the first trajectory carries no signal
+    samples = on_policy_samples(tiny_lm, token_batch, adv)
+    assert not any(samples[0].advantages) and any(samples[1].advantages)
+    # reference: the loss over every sample, computed by hand, with the same normalisers
+    model = copy.deepcopy(tiny_lm)
+    tb = collate(samples)
+    select = tb.loss_mask[:, 1:]
+    out = response_logprobs(model, tb)
+    loss, _ = ppo_loss(
+        out.logprobs,
+        tb.old_logprobs[:, 1:][select],
+        tb.advantages[:, 1:][select],
+        tb.turn_ids[:, 1:][select],
+        LossConfig(),
+        total_tokens=int(select.sum()),
+        total_turns=token_batch.num_turns,
+    )
+    loss.backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters()}
+    # ppo_update skips the zero-advantage sample; one SGD step of lr 1 exposes its gradient
+    model = copy.deepcopy(tiny_lm)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    stats = ppo_update(
+        model,
+        torch.optim.SGD(model.parameters(), lr=1.0),
+        samples,
+        LossConfig(),
+        max_grad_norm=1e9,
+    )
+    assert stats["zero_advantage_samples"] == 1
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(before[n] - p.detach(), want[n], atol=1e-6, rtol=1e-4)
+
+
+def test_a_batch_without_signal_makes_no_optimizer_step(tiny_lm, token_batch):
+    samples = on_policy_samples(tiny_lm, token_batch, np.zeros(token_batch.num_turns, np.float32))
+    model = copy.deepcopy(tiny_lm)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    stats = ppo_update(model, opt, samples, LossConfig())
+    assert stats["zero_advantage_samples"] == len(samples)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
