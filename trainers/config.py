@@ -96,6 +96,11 @@ class RewardSection:
     invalid_penalty: float = param(0.0, "Added to the reward of a turn whose action was invalid.")
     step_penalty: float = param(0.0, "Added to the reward of every turn (negative favours short).")
     win_bonus: float = param(0.0, "Added to the reward of the winning turn.")
+    novelty_bonus: float = param(
+        0.0,
+        "Added to the reward of a turn that reaches a state (info state_key) not yet visited in "
+        "its episode: a count-based exploration bonus for sparse-reward navigation.",
+    )
     tool_efficiency: ToolEfficiencySection = param(
         ToolEfficiencySection(),
         "OTC: scale each trajectory's rewards by how close its tool calls came to the fewest that "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ import torch
 from agentgym import credit
 from agentgym.config import to_dict
 from agentgym.constraint import ConstraintCompiler
-from agentgym.data import Batch, Trajectory
+from agentgym.data import Batch
 from agentgym.evaluate import EvalResult, batch_metrics, evaluate
 from agentgym.policy.base import Policy, SamplingParams
 from agentgym.pool import EnvPool
@@ -30,14 +29,14 @@ from agentgym.rollout import collect
 from agentgym.store import Run
 from agentgym.trainers import checkpoint, distributed
 from agentgym.trainers.async_rollout import Rollouts, check_correction
-from agentgym.trainers.config import RewardSection, TrainConfig
+from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.faults import split_faults
 from agentgym.trainers.filtering import keep_groups, select_trajectories
 from agentgym.trainers.llds import check_layout
 from agentgym.trainers.loss import LossConfig
 from agentgym.trainers.resume import check_resume_config, eval_due, eval_sampling_seed
+from agentgym.trainers.shaping import shape_rewards
 from agentgym.trainers.tensorize import constrain, make_samples
-from agentgym.trainers.tool_efficiency import shape_tool_efficiency
 from agentgym.trainers.update import (
     eval_mode,
     ppo_update,
@@ -70,25 +69,6 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("policy.device is 'cuda' but no CUDA device is available; use 'cpu'.")
     return device
-
-
-def shape_rewards(batch: Batch, shaping: RewardSection) -> Batch:
-    """A copy of ``batch`` with the trainer's reward shaping applied to each turn's reward: the
-    tool-efficiency factor first (:mod:`agentgym.trainers.tool_efficiency`), then the terms added."""
-    batch = shape_tool_efficiency(batch, shaping.tool_efficiency)
-    if not (shaping.invalid_penalty or shaping.step_penalty or shaping.win_bonus):
-        return batch
-
-    def shaped(traj: Trajectory) -> Trajectory:
-        turns = []
-        for i, turn in enumerate(traj.turns):
-            r = turn.reward + shaping.step_penalty
-            r += shaping.invalid_penalty if turn.invalid else 0.0
-            r += shaping.win_bonus if (traj.won and i == len(traj.turns) - 1) else 0.0
-            turns.append(dataclasses.replace(turn, reward=r))
-        return dataclasses.replace(traj, turns=tuple(turns))
-
-    return Batch(tuple(shaped(t) for t in batch.trajectories))
 
 
 # ---------------------------------------------------------------------------------------------
