@@ -20,6 +20,7 @@ An environment may write its own system prompt into the reset info under
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -74,6 +75,9 @@ class ActionFormat:
     reply_hint: str
     """Closes each user message that lists valid actions."""
     stop: tuple[str, ...]
+    list_actions: bool = True
+    """List the valid actions after each observation. Under constrained decoding the list is
+    optional (the constraint already holds it); leaving it out shortens every prompt."""
 
     def system_prompt(self, info: Mapping[str, Any]) -> str:
         own = info.get(SYSTEM_PROMPT)  # an env's own prompt (tool envs list their tools in it)
@@ -86,7 +90,7 @@ class ActionFormat:
     def observation(self, obs: str, info: Mapping[str, Any]) -> str:
         """The user message of a turn: the observation, then the valid actions when known."""
         admissible = info.get(ADMISSIBLE)
-        if not admissible:
+        if not admissible or not self.list_actions:
             return obs
         listed = "\n".join(f"- {a}" for a in admissible)
         return f"{obs}\n\nChoose one of these actions:\n{listed}\n\n{self.reply_hint}"
@@ -119,12 +123,14 @@ FORMATS = {
 }
 
 
-def action_format(name: str | ActionFormat) -> ActionFormat:
-    """The registered format ``name`` (an ActionFormat passes through)."""
+def action_format(name: str | ActionFormat, *, list_actions: bool = True) -> ActionFormat:
+    """The registered format ``name`` (an ActionFormat passes through), listing valid actions
+    after each observation unless ``list_actions`` is False."""
     if isinstance(name, ActionFormat):
         return name
     try:
-        return FORMATS[name]
+        fmt = FORMATS[name]
+        return fmt if list_actions else dataclasses.replace(fmt, list_actions=False)
     except KeyError:
         raise KeyError(
             f"Unknown action format {name!r}; choose one of {sorted(FORMATS)}."

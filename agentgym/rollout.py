@@ -145,7 +145,7 @@ def collect(
         if own_pool:
             pool.close()
     history = "full" if history_window is None else "window"
-    return Batch(tuple(_trajectory(env_id, e, kwargs, history, fmt.name, pool) for e in episodes))
+    return Batch(tuple(_trajectory(env_id, e, kwargs, history, fmt, pool) for e in episodes))
 
 
 def _call_pool(
@@ -303,7 +303,7 @@ def _trajectory(
     episode: _Episode,
     env_kwargs: dict[str, Any],
     history: str,
-    fmt_name: str,
+    fmt: ActionFormat,
     pool: EnvPool,
 ) -> Trajectory:
     reset_info = episode.reset_info
@@ -323,7 +323,8 @@ def _trajectory(
             "reset_info": jsonable(reset_info),
             "max_turns": pool.max_turns,
             "history": history,
-            "action_format": fmt_name,
+            "action_format": fmt.name,
+            "list_actions": fmt.list_actions,
             **({"fault": episode.fault} if episode.fault else {}),
         },
         fault=episode.fault["reason"] if episode.fault else None,
@@ -338,7 +339,9 @@ def conversation_messages(trajectory: Trajectory) -> list[dict[str, str]]:
     """
     meta = trajectory.metadata
     messages = [{"role": "system", "content": str(meta.get("system_prompt", ""))}]
-    fmt = action_format_of(str(meta.get("action_format", "plain")))
+    fmt = action_format_of(
+        str(meta.get("action_format", "plain")), list_actions=bool(meta.get("list_actions", True))
+    )
     info: Mapping[str, Any] = meta.get("reset_info", {})
     for turn in trajectory.turns:
         messages.append({"role": "user", "content": fmt.observation(turn.observation, info)})

@@ -49,3 +49,19 @@ def test_system_prompt_names_the_task_and_unknown_format_is_refused():
 )
 def test_plain_strips_list_markers(text, expected):
     assert parse_plain(text) == expected
+
+
+def test_action_list_can_be_left_out_and_the_stored_chat_says_so():
+    from agentgym.policy.scripted import RandomPolicy
+    from agentgym.prompting import action_format
+    from agentgym.rollout import collect, conversation_messages
+
+    info = {"admissible_actions": ["go west", "look"]}
+    assert "- go west" in action_format("plain").observation("A room.", info)
+    assert action_format("plain", list_actions=False).observation("A room.", info) == "A room."
+    fmt = action_format("plain", list_actions=False)
+    policy = RandomPolicy(seed=0)
+    batch = collect("agentgym/KeyDoor-Small-v0", policy, tasks=1, group_size=1, action_format=fmt)
+    traj = batch.trajectories[0]
+    messages = conversation_messages(traj)
+    assert messages[1]["content"] == traj.turns[0].observation  # no list appended

@@ -67,6 +67,11 @@ class PolicySection:
         "actions or reply grammar), and trained under the same distribution "
         "(see agentgym.constraint).",
     )
+    list_actions: bool = param(
+        True,
+        "List the valid actions after each observation (with decoding=constrained the "
+        "constraint already holds them; false shortens every prompt).",
+    )
     history: Literal["full", "window"] = param(
         "full",
         "'full': the whole conversation (KV reuse, one sequence per trajectory); "

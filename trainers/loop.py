@@ -160,7 +160,9 @@ def collect_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     window = cfg.policy.window if cfg.policy.history == "window" else None
     workers = {"workers": cfg.env.workers, "executor": cfg.env.executor} if cfg.env.workers else {}
     return {
-        "action_format": cfg.policy.action_format,
+        "action_format": action_format(
+            cfg.policy.action_format, list_actions=cfg.policy.list_actions
+        ),
         "history_window": window,
         "step_timeout": cfg.env.step_timeout,
         **workers,
