@@ -122,17 +122,22 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         summary_table,
     )
 
+    if args.nproc < 1:
+        raise CliError(f"--nproc must be at least 1, got {args.nproc}")
     cfg = load(TrainConfig, args.config, args.overrides)  # a bad config fails before torchrun
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _torchrun(args)
-    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 prints
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and logs
+    if not main_rank:
         console = Console(quiet=True)
     run_path = Path(cfg.out_dir) / cfg.name
     console.print(f"Training {cfg.policy.model} on {cfg.env.id} with {cfg.credit.estimator}")
-    report = fan_out(
-        ConsoleReporter(console, cfg.trainer.iterations),
-        TensorBoardReporter(run_path / "tensorboard"),
-    )
+    report = None
+    if main_rank:
+        report = fan_out(
+            ConsoleReporter(console, cfg.trainer.iterations),
+            TensorBoardReporter(run_path / "tensorboard"),
+        )
     run = train(
         cfg, resume=args.resume, report=report, allow_config_change=args.allow_config_change
     )
@@ -144,8 +149,6 @@ def _torchrun(args: argparse.Namespace) -> int:
     """Run this ``train`` command again under torchrun with ``args.nproc`` processes."""
     import subprocess
 
-    if args.nproc < 1:
-        raise CliError(f"--nproc must be at least 1, got {args.nproc}")
     command = [
         sys.executable,
         "-m",

@@ -134,6 +134,11 @@ def train_args(tmp_path: Path, *extra: str) -> list[str]:
     return ["train", str(config), f"out_dir={tmp_path / 'runs'}", *extra, "--nproc", "2"]
 
 
+def test_nproc_must_be_positive(tmp_path, capsys):
+    assert main(train_args(tmp_path)[:-2] + ["--nproc", "0"]) == 2
+    assert "--nproc must be at least 1" in capsys.readouterr().err
+
+
 def checkpoint_params(run: Run, iteration: int) -> dict[str, torch.Tensor]:
     path = run.checkpoints_dir / f"iter-{iteration:05d}" / "trainable.pt"
     return torch.load(path, weights_only=True)
@@ -150,6 +155,7 @@ def test_train_on_two_ranks(tmp_path):
     records = run.read_metrics()
     assert [r["iteration"] for r in records if r["phase"] == "train"] == [1, 2, 3]
     assert [r["iteration"] for r in records if r["phase"] == "eval"] == [0, 3]
+    assert len(list((run.path / "tensorboard").glob("events.*"))) == 1  # rank 0's alone
 
     # the gathered batch: every task's group whole, credit as one process computes it
     batch = run.read_batch(1)
