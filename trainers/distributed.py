@@ -77,20 +77,18 @@ class Ranks:
 
         The rank takes every N-th sample of ``mini`` (all ranks hold the same ``mini``) and
         ``split`` groups them into micro-batches. Every rank must run the same number of
-        forward/backward passes (FSDP2 gathers parameters in each forward), so a rank with fewer
-        micro-batches repeats its first one with weight 0.
+        forward/backward passes (DDP all-reduces in the last backward, FSDP2 gathers parameters
+        in each forward), so a rank with fewer micro-batches, or with no sample at all (a
+        mini-batch smaller than N), repeats a micro-batch with weight 0.
         """
         if not self.distributed:
             return [(m, 1.0) for m in split(mini)]
-        if len(mini) < self.world_size:
-            raise ValueError(
-                f"a mini-batch of {len(mini)} samples cannot be split over {self.world_size} "
-                "ranks; lower trainer.mini_batches or collect more episodes per iteration."
-            )
-        micros = split(list(mini[self.rank :: self.world_size]))
+        mine = list(mini[self.rank :: self.world_size])
+        micros = split(mine) if mine else []
         count = torch.tensor([len(micros)], dtype=torch.long)
         dist.all_reduce(count, op=dist.ReduceOp.MAX)
-        return [(m, 1.0) for m in micros] + [(micros[0], 0.0)] * (int(count) - len(micros))
+        filler = micros[0] if micros else [mini[0]]
+        return [(m, 1.0) for m in micros] + [(filler, 0.0)] * (int(count) - len(micros))
 
     def sum_stats(self, stats: Mapping[str, float]) -> dict[str, float]:
         """Sum per-rank statistics (each already weighted by its share of the mini-batch)."""

@@ -27,8 +27,10 @@ UPDATE = dict(epochs=1, mini_batches=2, micro_batch_tokens=48, max_grad_norm=1.0
 LR = 1e-3
 
 
-def update_inputs(n: int = 10, seed: int = 0):
-    """The tiny model (seeded) and ``n`` samples of random tokens, lengths and advantages."""
+def update_inputs(n: int = 10, seed: int = 0, sparse: bool = False):
+    """The tiny model (seeded) and ``n`` samples of random tokens, lengths and advantages
+    (``sparse``: only the first two samples have non-zero advantages, so some mini-batches hold
+    fewer samples to run than there are ranks)."""
     model, tokenizer = tiny_model(seed=seed)
     vocab = len(tokenizer)
     rng = np.random.default_rng(seed)
@@ -40,7 +42,7 @@ def update_inputs(n: int = 10, seed: int = 0):
             ids += rng.integers(3, vocab, size=p + r).tolist()
             mask += [False] * p + [True] * r
             old += [0.0] * p + (-rng.uniform(0.5, 6.0, size=r)).tolist()
-            a = float(rng.normal())
+            a = float(rng.normal()) if (i < 2 or not sparse) else 0.0
             adv += [0.0] * p + [a] * r
             tid += [-1] * p + [i * 10 + turn] * r
         samples.append(Sample(ids, mask, old, adv, tid))
@@ -95,9 +97,12 @@ def straight_and_resumed(strategy, ranks, folder):
 
 
 def main(strategy: str, out: str, folder: str | None = None) -> None:
+    """``strategy`` is ``ddp`` or ``fsdp``, with ``-sparse`` for :func:`update_inputs`' sparse
+    advantages."""
     ranks = distributed.init()
     torch.manual_seed(0)
-    model, samples = update_inputs()
+    strategy, _, variant = strategy.partition("-")
+    model, samples = update_inputs(sparse=variant == "sparse")
     params, stats = run_update(model, samples, ranks, strategy)
     result = {"params": params, "stats": stats, "world": ranks.world_size}
     if folder is not None:

@@ -90,6 +90,22 @@ def single_update():
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_mini_batches_smaller_than_the_world(strategy, tmp_path):
+    """Only 2 of 10 samples carry advantages, so the update runs mini-batches of 0-2 samples on
+    2 ranks: a rank without a sample joins with a weight-0 pass, and the step still equals the
+    single-process one."""
+    torch.manual_seed(0)
+    model, samples = worker.update_inputs(sparse=True)
+    params, stats = worker.run_update(model, samples)
+    out = tmp_path / "update.pt"
+    torchrun(str(HERE / "dist_update_worker.py"), f"{strategy}-sparse", str(out))
+    got = torch.load(out, weights_only=False)
+    for name, value in params.items():
+        torch.testing.assert_close(got["params"][name], value, atol=TOL, rtol=0, msg=name)
+    assert got["stats"]["grad_norm"] == pytest.approx(stats["grad_norm"], rel=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_one_update_on_two_ranks_equals_one_process(strategy, single_update, tmp_path):
     """Same samples, 2 mini-batches, micro-batches of unequal count per rank: the parameters
     after the AdamW step and the logged statistics (the gradient norm among them, which a
