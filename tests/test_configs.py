@@ -34,3 +34,43 @@ def test_unknown_key_names_the_nearest(tmp_path):
         load(TrainConfig, bad)
     with pytest.raises(ConfigError, match="Did you mean 'iterations'"):
         load(TrainConfig, None, ["trainer.iteration=3"])
+
+
+SMOKE = [
+    "policy.model=tiny",
+    "policy.backend=hf",
+    "policy.device=cpu",
+    "policy.dtype=float32",
+    "policy.max_new_tokens=24",
+    "env.max_turns=2",
+    "env.tasks_per_iter=1",
+    "env.group_size=2",
+    "env.workers=0",
+    "trainer.iterations=1",
+    "trainer.eval_episodes=1",
+    "trainer.eval_every=0",
+    "trainer.micro_batch_tokens=8192",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_recipe_smoke_runs_with_the_tiny_model(path, tmp_path):
+    """One iteration of every recipe on a tiny random model: the whole chain runs."""
+    pytest.importorskip("transformers")
+    from agentgym.trainers.loop import train
+
+    cfg = load(TrainConfig, path, [*SMOKE, f"out_dir={tmp_path}", "name=smoke"])
+    if cfg.env.id.startswith(("agentgym/Code", "agentgym/HumanEval")):
+        from agentgym.sandbox import IsolationUnavailable, Sandbox
+
+        try:
+            Sandbox()
+        except IsolationUnavailable as exc:
+            pytest.skip(str(exc))
+    run = train(cfg)
+    records = list(run.read_metrics())
+    step = next(r for r in records if r["phase"] == "train")
+    if cfg.policy.decoding == "constrained" and cfg.policy.action_format != "tool":
+        assert step["invalid_rate"] == 0.0  # a choice among admissible actions is always valid
+    assert sum(r["phase"] == "eval" for r in records) == 2
