@@ -200,6 +200,24 @@ def wrap(model: torch.nn.Module, ranks: Ranks, strategy: Strategy = "ddp") -> to
     raise ValueError(f"unknown strategy {strategy!r}; use 'ddp' or 'fsdp'")
 
 
+def check_strategy(ranks: Ranks, strategy: Strategy, backend: str, frozen_reference: bool) -> None:
+    """Refuse what FSDP2 cannot do here: hf generation (it would gather the sharded weights at
+    every decoding step) and a deep-copied frozen KL reference (use LoRA: the reference is then
+    the model with its adapters off)."""
+    if not ranks.distributed or strategy != "fsdp":
+        return
+    if backend != "vllm":
+        raise ValueError(
+            "trainer.strategy=fsdp needs policy.backend=vllm: hf generation with sharded "
+            "weights would gather them at every decoding step. Use strategy=ddp with hf."
+        )
+    if frozen_reference:
+        raise ValueError(
+            "trainer.strategy=fsdp with trainer.kl_coef > 0 needs lora.enabled=true (the KL "
+            "reference is then the model with its adapters off, not a sharded deep copy)."
+        )
+
+
 class _DDP(torch.nn.parallel.DistributedDataParallel):
     """DDP that still answers the wrapped model's own methods (``get_output_embeddings``...)."""
 

@@ -111,6 +111,8 @@ def build_policy(
     device: str,
     ranks: distributed.Ranks = distributed.SINGLE,
 ) -> Policy:
+    kl_copy = cfg.trainer.kl_coef > 0 and not cfg.lora.enabled  # a frozen copy as reference
+    distributed.check_strategy(ranks, cfg.trainer.strategy, cfg.policy.backend, kl_copy)
     if cfg.policy.backend == "vllm":  # an engine beside the trained model, synced after updates
         from agentgym.policy.vllm import VLLMPolicy
 
@@ -124,11 +126,6 @@ def build_policy(
             history=cfg.policy.history,
             decoding=cfg.policy.decoding,
             data_parallel=ranks.world_size,
-        )
-    if ranks.distributed and cfg.trainer.strategy == "fsdp":
-        raise ValueError(
-            "trainer.strategy=fsdp needs policy.backend=vllm: hf generation with sharded "
-            "weights would gather them at every decoding step. Use strategy=ddp with hf."
         )
     from agentgym.policy.hf import HFPolicy
 

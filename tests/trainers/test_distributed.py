@@ -79,6 +79,17 @@ def test_one_process_is_untouched(token_batch: Batch, tiny_lm):
     assert all(share == 1.0 for _, share in plan)
 
 
+def test_fsdp_refuses_what_it_cannot_shard():
+    two = distributed.Ranks(0, 2)
+    distributed.check_strategy(two, "ddp", "hf", frozen_reference=True)
+    distributed.check_strategy(distributed.SINGLE, "fsdp", "hf", frozen_reference=True)
+    distributed.check_strategy(two, "fsdp", "vllm", frozen_reference=False)
+    with pytest.raises(ValueError, match="policy.backend=vllm"):
+        distributed.check_strategy(two, "fsdp", "hf", frozen_reference=False)
+    with pytest.raises(ValueError, match="lora.enabled"):
+        distributed.check_strategy(two, "fsdp", "vllm", frozen_reference=True)
+
+
 # ------------------------------------------------------------------------------ one update
 
 
