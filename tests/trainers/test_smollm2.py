@@ -32,6 +32,7 @@ def test_smollm2_takes_one_training_iteration(tmp_path):
     run = train(cfg)
     record = next(r for r in run.read_metrics() if r["phase"] == "train")
     assert record["ratio"] == pytest.approx(1.0, abs=1e-3)  # rollout logprobs = trainer's
+    assert record["logprob_mismatch"] <= 1e-5  # fp32: the trainer scores what was sampled
     batch = run.read_batch(1)
     adv = batch.advantages("gigpo")
     assert not np.isnan(adv).any()
