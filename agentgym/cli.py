@@ -138,9 +138,12 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
             ConsoleReporter(console, cfg.trainer.iterations),
             TensorBoardReporter(run_path / "tensorboard"),
         )
-    run = train(
-        cfg, resume=args.resume, report=report, allow_config_change=args.allow_config_change
-    )
+    from agentgym.progress import console_bar
+
+    with console_bar(console):
+        run = train(
+            cfg, resume=args.resume, report=report, allow_config_change=args.allow_config_change
+        )
     console.print(summary_table(run))
     return 0
 

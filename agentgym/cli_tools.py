@@ -148,18 +148,21 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     if seed is None:
         cfg = loaded.train_config
         seed = cfg.trainer.eval_seed if cfg is not None else DEFAULT_EVAL_SEED
-    results = [
-        evaluate_policy(
-            loaded,
-            env_id,
-            episodes=args.episodes,
-            samples_per_task=args.samples,
-            seed=seed,
-            max_turns=args.max_turns,
-            temperature=args.temperature,
-        )
-        for env_id in args.env
-    ]
+    from agentgym.progress import console_bar
+
+    with console_bar(console):
+        results = [
+            evaluate_policy(
+                loaded,
+                env_id,
+                episodes=args.episodes,
+                samples_per_task=args.samples,
+                seed=seed,
+                max_turns=args.max_turns,
+                temperature=args.temperature,
+            )
+            for env_id in args.env
+        ]
     console.print(results_table(results, title=f"Evaluation of {loaded.name}"))
     out = Path(args.out) if args.out else _default_out(loaded)
     settings = {

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentgym import progress
 from agentgym.core import INVALID, STATE_KEY, TASK, TASK_ID, WON
 from agentgym.data import Batch, Trajectory, Turn
 from agentgym.policy.base import Completion, Conversation, Policy, SamplingParams
@@ -121,6 +122,8 @@ def collect(
             pool, env_id, tasks, seed, group_size, group_prefix, fmt, system_prompt
         )
         live = [e for e in episodes if not e.done]
+        label, turns = ("evaluation" if group_prefix.startswith("eval") else "rollout"), 0
+        progress.report(label, len(episodes) - len(live), len(episodes), turns)
         while live:
             completions = policy.generate([e.conversation for e in live], sampling)
             if len(completions) != len(live):
@@ -137,6 +140,8 @@ def collect(
                     _fault(episode, "step", step, act[1])
             finished = [e.traj_id for e in live if e.done]
             live = [e for e in live if not e.done]
+            turns += 1
+            progress.report(label, len(episodes) - len(live), len(episodes), turns)
             if finished:
                 policy.end_episodes(finished)
     finally:
