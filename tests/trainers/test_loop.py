@@ -89,8 +89,13 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path):
 @pytest.mark.parametrize(
     "extra",
     [
-        ("credit.estimator=salt", "trainer.aggregation=seq-mean", "trainer.tis_cap=2.0"),
-        ("credit.estimator=turn_rloo", "trainer.layout=window", "trainer.kl_coef=0.1"),
+        ("credit.estimator=salt", "trainer.aggregation=seq-mean"),
+        (
+            "credit.estimator=turn_rloo",
+            "trainer.layout=window",
+            "trainer.kl_coef=0.1",
+            "trainer.tis_cap=2.0",
+        ),
         (
             "lora.enabled=true",
             "lora.target_modules=[q_proj,v_proj]",
