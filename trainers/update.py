@@ -173,6 +173,8 @@ def ppo_update(
                     totals[k] += v
                 steps += 1
     optimizer.zero_grad(set_to_none=True)
+    if not steps:  # no signal anywhere (every advantage 0): the loss is 0 and nothing moved
+        totals.update(loss=0.0, grad_norm=0.0)
     return {**{k: v / max(steps, 1) for k, v in totals.items()}, **once}
 
 
