@@ -36,7 +36,8 @@ def scaled_log_probs(
 def restricted_entropy(logp: torch.Tensor) -> torch.Tensor:
     """Entropy of each row of ``logp`` [..., V] whose disallowed entries are -inf. [...]"""
     p = logp.exp()
-    return -torch.where(p > 0, p * logp, torch.zeros_like(logp)).sum(-1)
+    # -inf entries (p = 0) are zeroed before the product, so no 0 * -inf reaches the gradient
+    return -(p * torch.where(p > 0, logp, torch.zeros_like(logp))).sum(-1)
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:

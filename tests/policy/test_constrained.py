@@ -154,3 +154,16 @@ def test_replay_refuses_a_token_outside_the_constraint():
     bad = tok("lx", add_special_tokens=False)["input_ids"]
     with pytest.raises(ConstraintError, match="outside the turn's stored constraint"):
         compiler.replay(spec, bad)
+
+
+def test_restricted_entropy_has_finite_gradients_and_the_right_value():
+    from agentgym.policy.sampling import restricted_entropy, scaled_log_probs
+
+    logits = torch.tensor([[1.0, 2.0, 0.5, -1.0]], requires_grad=True)
+    allowed = torch.tensor([[True, True, False, False]])
+    ent = restricted_entropy(scaled_log_probs(logits, 1.0, allowed))
+    p = torch.softmax(torch.tensor([1.0, 2.0]), 0)
+    assert float(ent) == pytest.approx(float(-(p * p.log()).sum()), abs=1e-6)
+    ent.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    assert logits.grad[0, 2] == 0 and logits.grad[0, 3] == 0
