@@ -22,7 +22,9 @@ start-up is not counted) and its worker replaced (a hung thread is left behind; 
 process or actor is killed), as is a worker that dies. A replaced process or actor loses its
 other instances: the pool rebuilds each live one by replaying its seed and actions and checks
 that the replay ends in the recorded observation; one that does not is lost, and its next step
-answers a fault. :meth:`EnvPool.close` closes every instance (also at interpreter exit and when
+answers a fault. With ``recycle_after=n`` (process and Ray workers), a worker that ran ``n``
+resets is restarted before its next reset wave (when it holds no live episode), which bounds
+the memory an env leaks. :meth:`EnvPool.close` closes every instance (also at interpreter exit and when
 the pool is garbage collected). A pool is used from one thread at a time.
 """
 
@@ -93,6 +95,7 @@ class EnvPool:
         step_timeout: float | None = None,
         mp_context: str = "spawn",
         ray_options: Mapping[str, Any] | None = None,
+        recycle_after: int | None = None,
     ):
         from agentgym.registry import spec
 
@@ -104,6 +107,11 @@ class EnvPool:
             raise ValueError("the inline executor has exactly one worker (this thread)")
         if step_timeout is not None and step_timeout <= 0:
             raise ValueError(f"step_timeout must be > 0 seconds or None, got {step_timeout}")
+        if recycle_after is not None and (recycle_after < 1 or executor in ("inline", "thread")):
+            raise ValueError(
+                "recycle_after needs worker processes or actors (executor process or ray) and "
+                f"must be >= 1, got {recycle_after} with executor {executor!r}"
+            )
         if step_timeout is not None and executor == "inline":
             raise ValueError(
                 "step_timeout needs a worker to abandon: use executor thread, process or ray"
@@ -118,6 +126,10 @@ class EnvPool:
         self.step_timeout = step_timeout
         self.replaced = 0
         """How many workers were replaced (hung or died)."""
+        self.recycle_after = recycle_after
+        self.recycled = 0
+        """How many workers were restarted after ``recycle_after`` resets."""
+        self._resets = [0] * workers
         self._mp_context = mp_context
         self._ray_options = dict(ray_options or {})
         self._build = EnvBuild(env_id, self.env_kwargs, max_turns, registered)
@@ -188,6 +200,7 @@ class EnvPool:
         if not self._finalizer.alive:
             raise RuntimeError("this EnvPool is closed")
         outcomes: list[Outcome | None] = [None] * len(commands)
+        self._recycle_due({self.worker_of(c[1]) for c in commands if c[0] == "reset"})
         queues: dict[int, deque[tuple[int, Future]]] = {}
         for i, command in enumerate(commands):
             op, slot, _ = command
@@ -195,6 +208,7 @@ class EnvPool:
                 outcomes[i] = Outcome(fault=self._lost.pop(slot))
                 continue
             w = self.worker_of(slot)
+            self._resets[w] += op == "reset"
             queues.setdefault(w, deque()).append((i, self._workers[w].submit(command)))
         started = dict.fromkeys(queues, time.monotonic())
         while any(queues.values()):
@@ -229,6 +243,20 @@ class EnvPool:
                 timeout = min(started[w] for w in busy) + self.step_timeout - now
             wait([queues[w][0][1] for w in busy], timeout=timeout, return_when=FIRST_COMPLETED)
         return outcomes  # type: ignore[return-value]
+
+    def _recycle_due(self, resetting: set[int]) -> None:
+        """Restart the workers about to reset that ran ``recycle_after`` resets and hold no live
+        episode: a fresh process returns what the envs leaked (native libraries, caches)."""
+        if self.recycle_after is None:
+            return
+        for w in sorted(resetting):
+            busy = any(self.worker_of(s) == w for s in self._live)
+            if self._resets[w] >= self.recycle_after and not busy:
+                self._workers[w].shutdown(SHUTDOWN_TIMEOUT)  # closes its envs
+                self._workers[w] = self._spawn(w)
+                self._await_startup([w])
+                self._resets[w] = 0
+                self.recycled += 1
 
     def _settle(self, command: Command, result: tuple[Any, ...]) -> Outcome:
         """Record a worker's answer in the slot's history; turn it into an Outcome."""

@@ -51,6 +51,26 @@ def test_a_kept_pool_reuses_its_instances_across_calls(tmp_path):
     assert len(built) == 4 and sorted(closed) == sorted(built)  # shutdown closed them all
 
 
+def test_workers_are_recycled_after_recycle_after_resets(tmp_path):
+    log = tmp_path / "life.log"
+    kwargs = {"log": str(log)}
+    with EnvPool(FAULTY, env_kwargs=kwargs, workers=2, executor="process", recycle_after=4) as pool:
+        # each call resets 2 slots per worker: workers restart before every second call
+        got = [
+            collect(FAULTY, RandomPolicy(1), tasks=2, group_size=2, seed=s, pool=pool)
+            for s in (0, 10, 20, 30, 40)
+        ]
+        assert pool.recycled == 4
+    want = [
+        collect(FAULTY, RandomPolicy(1), tasks=2, group_size=2, seed=s, env_kwargs=kwargs)
+        for s in (0, 10, 20, 30, 40)
+    ]
+    assert got == want
+    built, closed = life(log)
+    assert len({key.split(":")[0] for key in built[:12]}) == 6  # 3 generations of 2 workers
+    assert sorted(closed) == sorted(built)
+
+
 @pytest.mark.parametrize("executor", ["inline", "thread"])
 def test_the_envs_of_a_turn_step_in_parallel_across_workers(executor):
     # every step waits until 2 steps wait together: only parallel stepping completes a turn
@@ -101,5 +121,7 @@ def test_pool_arguments_are_checked():
         EnvPool(KEYDOOR, step_timeout=1.0)
     with pytest.raises(ValueError, match="workers must be >= 1"):
         EnvPool(KEYDOOR, workers=0, executor="thread")
+    with pytest.raises(ValueError, match="recycle_after needs worker processes"):
+        EnvPool(KEYDOOR, workers=2, executor="thread", recycle_after=10)
     with pytest.raises(KeyError, match="No environment registered"):
         EnvPool("agentgym/Nope-v0")

@@ -39,6 +39,11 @@ class EnvSection:
     max_fault_rate: float = param(
         0.25, "Stop the run when more than this fraction of an iteration's episodes faulted."
     )
+    recycle_after: int = param(
+        0,
+        "Restart an env worker process (or actor) after this many resets, between iterations "
+        "(0: never); bounds what leaky envs (ALFWorld's engine) accumulate.",
+    )
 
 
 @dataclass(frozen=True)

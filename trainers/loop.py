@@ -176,6 +176,7 @@ def env_pool(cfg: TrainConfig) -> EnvPool:
         workers=cfg.env.workers or 1,
         executor=cfg.env.executor if cfg.env.workers else "inline",
         step_timeout=cfg.env.step_timeout,
+        recycle_after=cfg.env.recycle_after or None,
     )
 
 
