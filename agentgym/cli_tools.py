@@ -1,4 +1,4 @@
-"""The after-training subcommands of ``agentgym``: replay, inspect, view and eval.
+"""The after-training subcommands of ``agentgym``: replay, inspect, view, eval and compare.
 
 Registered on the main parser by :func:`add_tool_commands`; each handler parses nothing more,
 calls the library and prints. The work lives in :mod:`agentgym.replay`, :mod:`agentgym.report`
@@ -11,6 +11,8 @@ and :mod:`agentgym.evaluate`.
     agentgym eval --env ID [--env ID ...] --policy random|oracle|MODEL|RUN|CHECKPOINT
                   [--episodes N] [--samples K] [--seed S] [--max-turns M] [--temperature T]
                   [--device D] [--out DIR]
+    agentgym compare A B [--iter N | --iter-a N --iter-b N] [--env ID] [--resamples R]
+                     [--seed S] [--allow-version-mismatch]
 
 ``replay`` exits 1 when a trajectory diverges (2 stays the code of usage errors).
 """
@@ -28,7 +30,7 @@ from agentgym.store import Run
 
 
 def add_tool_commands(sub: Any) -> None:
-    """Add the replay, inspect, view and eval subparsers to ``sub`` (argparse subparsers)."""
+    """Add the replay, inspect, view, eval and compare subparsers to ``sub`` (argparse)."""
     rp = sub.add_parser("replay", help="re-run stored actions and check the run reproduces")
     rp.add_argument("run", metavar="RUN", help="run directory")
     rp.add_argument("--iter", type=int, default=None, help="iteration (default: all)")
@@ -71,6 +73,24 @@ def add_tool_commands(sub: Any) -> None:
     ev.add_argument("--device", default=None, help="cpu or cuda for LLM policies")
     ev.add_argument("--out", default=None, help="folder for eval.json, eval.md, trajectories")
     ev.set_defaults(handler=cmd_eval)
+
+    cp = sub.add_parser("compare", help="paired comparison of two evaluations on one panel")
+    cp.add_argument(
+        "a", metavar="A", help="eval file or folder, checkpoint, or run (its last eval)"
+    )
+    cp.add_argument("b", metavar="B", help="the same kinds as A")
+    cp.add_argument("--iter", type=int, default=None, help="for runs: the eval after iteration N")
+    cp.add_argument("--iter-a", type=int, default=None, help="for run A: overrides --iter")
+    cp.add_argument("--iter-b", type=int, default=None, help="for run B: overrides --iter")
+    cp.add_argument("--env", default=None, help="env id, for eval files holding several envs")
+    cp.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
+    cp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    cp.add_argument(
+        "--allow-version-mismatch",
+        action="store_true",
+        help="compare even when the env's package (textworld, alfworld) versions differ",
+    )
+    cp.set_defaults(handler=cmd_compare)
 
 
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:
@@ -178,6 +198,27 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    """Print the paired comparison of A and B; a panel mismatch is an error naming what differs."""
+    from agentgym.compare import compare_episodes
+    from agentgym.report.comparison import check_comparable, load_side, print_comparison
+
+    if args.resamples < 1:
+        raise CliError("--resamples must be at least 1")
+    a = load_side(args.a, iteration=_pick(args.iter_a, args.iter), env=args.env)
+    b = load_side(args.b, iteration=_pick(args.iter_b, args.iter), env=args.env)
+    notes = check_comparable(a, b, allow_version_mismatch=args.allow_version_mismatch)
+    comp = compare_episodes(
+        a.record["episodes"], b.record["episodes"], resamples=args.resamples, seed=args.seed
+    )
+    print_comparison(console, comp, a, b, notes)
+    return 0
+
+
+def _pick(own: int | None, shared: int | None) -> int | None:
+    return own if own is not None else shared
+
+
 def _default_out(loaded: Any) -> Path:
     """``RUN/eval/<checkpoint>`` for a trained policy, else ``runs/eval-<policy>``."""
     if loaded.run_dir is not None:
@@ -185,4 +226,4 @@ def _default_out(loaded: Any) -> Path:
     return Path("runs") / f"eval-{loaded.tag}"
 
 
-__all__ = ["add_tool_commands", "cmd_eval", "cmd_inspect", "cmd_replay", "cmd_view"]
+__all__ = ["add_tool_commands", "cmd_compare", "cmd_eval", "cmd_inspect", "cmd_replay", "cmd_view"]

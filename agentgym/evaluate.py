@@ -9,6 +9,7 @@ Tables, JSON and Markdown of the results: :mod:`agentgym.report.eval_results`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -123,6 +124,9 @@ class EvalResult:
     pass_at: Mapping[int, float] = field(default_factory=dict)
     """pass@k for k = 1 .. samples per task."""
     batch: Batch | None = None
+    panel: Mapping[str, Any] | None = None
+    """What was played, for paired comparisons (:mod:`agentgym.panel`): env, kwargs, turn limit,
+    tasks, samples per task, plus ``sampling`` and ``versions``. Set by :func:`evaluate`."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -180,7 +184,16 @@ def evaluate(
         group_prefix="eval:",
         **dict(collect_kwargs or {}),
     )
-    return summarize(env_id, batch)
+    from agentgym import panel
+
+    played = panel.build_panel(
+        env_id, batch, env_kwargs=env_kwargs, max_turns=max_turns, samples_per_task=samples_per_task
+    )
+    played["sampling"] = panel.sampling_settings(
+        policy, sampling or SamplingParams(temperature=0.0), collect_kwargs
+    )
+    played["versions"] = panel.versions()
+    return dataclasses.replace(summarize(env_id, batch), panel=played)
 
 
 # ---------------------------------------------------------------------------------------------

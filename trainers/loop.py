@@ -30,6 +30,7 @@ from agentgym.store import Run
 from agentgym.trainers import checkpoint, distributed
 from agentgym.trainers.async_rollout import Rollouts, check_correction
 from agentgym.trainers.config import TrainConfig
+from agentgym.trainers.evals import check_eval_seeds, log_eval
 from agentgym.trainers.faults import split_faults
 from agentgym.trainers.filtering import keep_groups, select_trajectories
 from agentgym.trainers.llds import check_layout
@@ -294,6 +295,7 @@ def train(
     unless ``allow_config_change`` (see :mod:`agentgym.trainers.resume`).
     """
     check_resume_config(cfg, resume=resume, allow_change=allow_config_change)
+    check_eval_seeds(cfg)  # held-out evaluation: its seeds must not be training seeds
     ranks = distributed.init()  # rank and world size under torchrun; one process otherwise
     report = report if report and ranks.is_main else (lambda record: None)
     with distributed.main_first(ranks):
@@ -351,7 +353,7 @@ def train(
     evaluated = {r.get("iteration") for r in run.read_metrics() if r.get("phase") == "eval"}
     if ranks.is_main and eval_due(tc, done) and done not in evaluated:
         result = rollouts.call(lambda pol: run_eval(cfg, pol, model, iteration=done))
-        report(run.log_metrics({"phase": "eval", **result.overall.as_dict()}, iteration=done))
+        report(log_eval(run, result, done))  # RUN/evals/iter-NNNNN.json + the metrics line
 
     for it in range(start, tc.iterations + 1):
         t0 = time.perf_counter()
@@ -424,7 +426,7 @@ def train(
             )
         if ranks.is_main and eval_due(tc, it):
             result = rollouts.call(lambda pol, it=it: run_eval(cfg, pol, model, iteration=it))
-            report(run.log_metrics({"phase": "eval", **result.overall.as_dict()}, iteration=it))
+            report(log_eval(run, result, it))
     rollouts.close()
     pool.close()
     if ranks.is_main:

@@ -16,6 +16,7 @@ from typing import Any
 from rich.table import Table
 
 from agentgym.evaluate import EvalResult, Score
+from agentgym.panel import eval_record
 from agentgym.store import Run, atomic_write, is_run_dir
 
 
@@ -89,12 +90,25 @@ def write_results(
     run = Run.create(out, config={"command": "eval", "policy": policy, **settings})
     trajs = [t for r in results if r.batch is not None for t in r.batch.trajectories]
     run.write_trajectories(trajs, iteration=1)
-    doc = {"policy": policy, "settings": dict(settings), "results": [r.as_dict() for r in results]}
+    doc = {
+        "policy": policy,
+        "settings": dict(settings),
+        "results": [{**r.as_dict(), **_panel_fields(r, policy)} for r in results],
+    }
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     md = to_markdown(results, policy=policy, settings=settings)
     json_path = atomic_write(out / "eval.json", lambda f: f.write(text.encode("utf-8")))
     md_path = atomic_write(out / "eval.md", lambda f: f.write(md.encode("utf-8")))
     return json_path, md_path
+
+
+def _panel_fields(result: EvalResult, policy: str) -> dict[str, Any]:
+    """The panel manifest and per-episode outcomes of ``result`` (``agentgym compare`` reads
+    them; see :mod:`agentgym.panel`), or nothing for a result made without a panel."""
+    if result.panel is None or result.batch is None:
+        return {}
+    record = eval_record(result, policy=policy)
+    return {k: v for k, v in record.items() if k != "summary"}
 
 
 __all__ = ["HEADERS", "results_table", "to_markdown", "write_results"]
