@@ -1,0 +1,78 @@
+"""The trainer refuses overlapping evaluation seeds and records each evaluation's panel."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentgym.config import load
+from agentgym.trainers.config import TrainConfig
+from agentgym.trainers.evals import EvalSeedOverlapError, check_eval_seeds, eval_path
+from agentgym.trainers.loop import train
+
+pytest.importorskip("transformers")
+
+
+def config(tmp_path, *extra):
+    return load(
+        TrainConfig,
+        None,
+        [
+            f"out_dir={tmp_path}",
+            "name=tiny",
+            "policy.model=tiny",
+            "policy.max_new_tokens=4",
+            "env.id=agentgym/KeyDoor-Small-v0",
+            "env.max_turns=3",
+            "env.tasks_per_iter=2",
+            "env.group_size=2",
+            "trainer.iterations=3",
+            "trainer.eval_episodes=3",
+            *extra,
+        ],
+    )
+
+
+def test_overlapping_eval_seeds_are_refused_before_anything_is_written(tmp_path):
+    # training seeds: 0 + [0, 3 * 2) = 0-5; evaluation: 4 + [0, 3) = 4-6; shared: 4-5
+    cfg = config(tmp_path, "trainer.eval_seed=4")
+    with pytest.raises(EvalSeedOverlapError) as err:
+        train(cfg)
+    msg = str(err.value)
+    assert "evaluates seeds 4-6" in msg and "training uses seeds 0-5" in msg
+    assert "shared seeds: 4-5" in msg and "trainer.eval_seed=6 or higher" in msg
+    assert not (tmp_path / "tiny").exists()
+    check_eval_seeds(config(tmp_path, "trainer.eval_seed=6"))  # adjacent ranges are disjoint
+    check_eval_seeds(config(tmp_path, "env.seed=3", "trainer.eval_seed=0"))  # 0-2 vs 3-8
+    with pytest.raises(EvalSeedOverlapError, match="shared seeds: 3"):
+        check_eval_seeds(config(tmp_path, "env.seed=3", "trainer.eval_seed=1"))
+
+
+def test_each_evaluation_writes_its_panel_and_metrics_stay_as_they_were(tmp_path):
+    run = train(config(tmp_path, "trainer.eval_seed=100", "trainer.eval_every=2"))
+    evals = [r for r in run.read_metrics() if r["phase"] == "eval"]
+    assert [r["iteration"] for r in evals] == [0, 2, 3]
+    keys = {"iteration", "phase", "time", "episodes", "success_rate", "ci_low", "ci_high"}
+    keys |= {"mean_turns", "mean_return", "faults"}
+    assert all(set(r) == keys for r in evals)
+    hashes = set()
+    for r in evals:
+        doc = json.loads(eval_path(run.path, r["iteration"]).read_text())
+        assert doc["iteration"] == r["iteration"]
+        assert {k: doc["summary"][k] for k in doc["summary"]} == {k: r[k] for k in doc["summary"]}
+        assert [e["seed"] for e in doc["episodes"]] == [100, 101, 102]
+        assert [t["seed"] for t in doc["panel"]["tasks"]] == [100, 101, 102]
+        assert doc["panel"]["max_turns"] == 3 and doc["sampling"]["temperature"] == 0.0
+        assert sum(e["won"] for e in doc["episodes"]) / 3 == r["success_rate"]
+        # task ids of the panel that the training trajectories so far also had
+        trained = {
+            t.task_id
+            for it in run.iterations()
+            if it <= r["iteration"]
+            for t in run.read_trajectories(it)
+        }
+        seen = sum(t["task_id"] in trained for t in doc["panel"]["tasks"])
+        assert doc["train_task_overlap"] == {"tasks": 3, "seen_in_training": seen}
+        hashes.add(doc["panel_hash"])
+    assert len(hashes) == 1  # one panel throughout the run
