@@ -128,6 +128,12 @@ class LoraSection:
         ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "Module names that get adapters.",
     )
+    top_layers: int = param(
+        0,
+        "Put adapters only in the last N decoder layers (0: all). The backward pass then stops "
+        "at the lowest adapted layer: fewer FLOPs per trained token, the gradient of the "
+        "trained adapters still exact.",
+    )
 
 
 @dataclass(frozen=True)

@@ -97,12 +97,23 @@ def build_model(cfg: TrainConfig, device: str) -> tuple[torch.nn.Module, Any]:
                 lora_dropout=cfg.lora.dropout,
                 target_modules=list(cfg.lora.target_modules),
                 task_type="CAUSAL_LM",
+                **_top_layers(model, cfg.lora.top_layers),
             ),
         )
     if cfg.trainer.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
     return model, tokenizer
+
+
+def _top_layers(model: torch.nn.Module, top: int) -> dict[str, Any]:
+    """peft arguments that restrict LoRA to the last ``top`` decoder layers (0: all)."""
+    if top <= 0:
+        return {}
+    n = model.config.num_hidden_layers
+    if top > n:
+        raise ValueError(f"lora.top_layers={top} but the model has {n} decoder layers")
+    return {"layers_to_transform": list(range(n - top, n)), "layers_pattern": "layers"}
 
 
 def build_policy(

@@ -67,3 +67,16 @@ def test_reward_shaping_applies_tool_efficiency_before_the_added_terms() -> None
     shaped = shape_rewards(batch, section)
     r_tool = np.sin(2 * 1 * 3 / 4 * np.pi / 2)  # m = 3, n = 1
     np.testing.assert_allclose(shaped.returns, [r_tool * 1.0 + 0.5, 1.0 + 0.5])
+
+
+def test_lora_top_layers_puts_adapters_only_in_the_last_layers(tmp_path):
+    from agentgym.config import load
+    from agentgym.trainers.config import TrainConfig
+    from agentgym.trainers.loop import build_model
+
+    cfg = load(TrainConfig, None, ["policy.model=tiny", "lora.enabled=true", "lora.top_layers=1"])
+    model, _ = build_model(cfg, "cpu")
+    trained = {
+        n.split(".layers.")[1].split(".")[0] for n, p in model.named_parameters() if p.requires_grad
+    }
+    assert trained == {str(model.config.num_hidden_layers - 1)}
