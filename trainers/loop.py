@@ -20,6 +20,7 @@ import torch
 from agentgym import credit
 from agentgym.config import to_dict
 from agentgym.constraint import ConstraintCompiler
+from agentgym.credit.diagnostics import credit_diagnostics
 from agentgym.data import Batch
 from agentgym.evaluate import EvalResult, batch_metrics, evaluate
 from agentgym.policy.base import Policy, SamplingParams
@@ -416,6 +417,7 @@ def train(
             **outcome,
             **stats,
             **filtered,
+            **credit_diagnostics(shaped, credit_cfg),  # what credit had to work with
             **rollouts.stats,
             "rollout_s": t_rollout,
             "update_s": t_update,

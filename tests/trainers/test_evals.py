@@ -7,9 +7,12 @@ import json
 import pytest
 
 from agentgym.config import load
+from agentgym.credit.diagnostics import credit_diagnostics
+from agentgym.credit.gigpo import GiGPOConfig
 from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.evals import EvalSeedOverlapError, check_eval_seeds, eval_path
 from agentgym.trainers.loop import train
+from agentgym.trainers.progress import TensorBoardReporter
 
 pytest.importorskip("transformers")
 
@@ -50,7 +53,11 @@ def test_overlapping_eval_seeds_are_refused_before_anything_is_written(tmp_path)
 
 
 def test_each_evaluation_writes_its_panel_and_metrics_stay_as_they_were(tmp_path):
-    run = train(config(tmp_path, "trainer.eval_seed=100", "trainer.eval_every=2"))
+    records = []
+    run = train(
+        config(tmp_path, "trainer.eval_seed=100", "trainer.eval_every=2"), report=records.append
+    )
+    check_credit_diagnostics(run, records, tmp_path / "tb")
     evals = [r for r in run.read_metrics() if r["phase"] == "eval"]
     assert [r["iteration"] for r in evals] == [0, 2, 3]
     keys = {"iteration", "phase", "time", "episodes", "success_rate", "ci_low", "ci_high"}
@@ -76,3 +83,22 @@ def test_each_evaluation_writes_its_panel_and_metrics_stay_as_they_were(tmp_path
         assert doc["train_task_overlap"] == {"tasks": 3, "seen_in_training": seen}
         hashes.add(doc["panel_hash"])
     assert len(hashes) == 1  # one panel throughout the run
+
+
+def check_credit_diagnostics(run, records, logdir):
+    """Each train record holds the diagnostics of its iteration's batch (no shaping and no
+    faults here, so the stored batch is the one credit saw), and TensorBoard gets them."""
+    train_records = [r for r in run.read_metrics() if r["phase"] == "train"]
+    assert len(train_records) == 3
+    for r in train_records:
+        expected = credit_diagnostics(run.read_batch(r["iteration"]), GiGPOConfig())
+        assert {k: r[k] for k in expected} == pytest.approx(expected)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    reporter = TensorBoardReporter(logdir)
+    for r in records:
+        reporter(r)
+    events = EventAccumulator(str(logdir))
+    events.Reload()
+    shown = [e.value for e in events.Scalars("train/credit_salt_edges")]
+    assert shown == pytest.approx([r["credit_salt_edges"] for r in train_records])
