@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from agentgym.report.credit_view import diagnostics_data
 from agentgym.report.model import (
     Entry,
     GroupCredit,
@@ -187,6 +188,7 @@ def report_data(run: Run, iterations: Iterable[int] | None = None) -> dict[str, 
         },
         "per_iteration": _iteration_rows(entries),
         "curves": curves(run.read_metrics()),
+        "diagnostics": diagnostics_data(run.read_metrics(), entries, config),
         "estimators": names,
         "scale": scale,
         "trajectories": trajs,

@@ -162,6 +162,15 @@ function summaryView() {
   const curves = el("div", { cls: "curves" });
   curves.innerHTML = DATA.curves.join("") || "<p>No metrics logged.</p>";
   out.push(curves);
+  const diag = DATA.diagnostics;
+  if (diag && diag.rows.length) {
+    out.push(el("h3", { text: "Credit diagnostics (what credit had to work with)" }));
+    out.push(el("p", { text: `From ${diag.source}. Zero-variance groups get no GRPO/RLOO signal; ` +
+      "singleton-anchor turns get no GiGPO step advantage; SALT's step credit differs from its base only on merged edges." }));
+    const chart = el("div", { cls: "curves" });
+    chart.innerHTML = diag.curve;
+    out.push(chart, gridTable(diag.columns, diag.rows));
+  }
   out.push(el("h3", { text: "Per iteration (from the stored trajectories)" }));
   out.push(gridTable(["iteration", "trajectories", "success rate", "mean return", "mean turns"],
     DATA.per_iteration.map((p) => [p.iteration, p.trajectories, p.success_rate, p.mean_return, p.mean_turns])));
