@@ -209,7 +209,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     b = load_side(args.b, iteration=_pick(args.iter_b, args.iter), env=args.env)
     notes = check_comparable(a, b, allow_version_mismatch=args.allow_version_mismatch)
     comp = compare_episodes(
-        a.record["episodes"], b.record["episodes"], resamples=args.resamples, seed=args.seed
+        a.record["outcomes"], b.record["outcomes"], resamples=args.resamples, seed=args.seed
     )
     print_comparison(console, comp, a, b, notes)
     return 0

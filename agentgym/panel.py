@@ -18,7 +18,8 @@ What a comparison needs, and what it only reports:
   result when they differ.
 
 An evaluation record (:func:`eval_record`) is JSON: ``panel``, ``panel_hash``, ``sampling``,
-``versions``, ``summary`` and ``episodes`` (task id, seed, sample, won, return, turns, fault).
+``versions``, ``summary`` and ``outcomes`` (one per episode: task id, seed, sample, won,
+return, turns, fault).
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def eval_record(result: Any, **extra: Any) -> dict[str, Any]:
         "panel_hash": panel_hash(panel),
         **jsonable(meta),
         "summary": jsonable(result.overall.as_dict()),
-        "episodes": episode_outcomes(result.batch),
+        "outcomes": episode_outcomes(result.batch),
     }
 
 

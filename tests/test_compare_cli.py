@@ -53,7 +53,7 @@ def test_compare_two_runs_uses_their_last_evaluations(two_runs, capsys):
     assert f"{a} iteration 2" in out and f"{b} iteration 2" in out
     assert "McNemar exact p" in out and "paired bootstrap" in out
     stored = [json.loads((r / "evals" / "iter-00002.json").read_text()) for r in two_runs]
-    won = [[e["won"] for e in s["episodes"]] for s in stored]
+    won = [[e["won"] for e in s["outcomes"]] for s in stored]
     b_count = sum(x and not y for x, y in zip(*won, strict=True))
     c_count = sum(y and not x for x, y in zip(*won, strict=True))
     assert f"A only (b) = {b_count}, B only (c) = {c_count}" in out
@@ -84,7 +84,7 @@ def test_compare_eval_results_with_hand_counted_pairs(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "random"), str(tmp_path / "oracle" / "eval.json")]) == 0
     out = capsys.readouterr().out
     docs = [json.loads((tmp_path / p / "eval.json").read_text()) for p in ("random", "oracle")]
-    won = [[e["won"] for e in d["results"][0]["episodes"]] for d in docs]
+    won = [[e["won"] for e in d["results"][0]["outcomes"]] for d in docs]
     b = sum(x and not y for x, y in zip(*won, strict=True))
     c = sum(y and not x for x, y in zip(*won, strict=True))
     assert c > 0  # the oracle wins where random does not

@@ -30,7 +30,7 @@ def test_evaluate_records_the_panel_it_played(oracle_record):
     assert panel["samples_per_task"] == 2
     assert [t["seed"] for t in panel["tasks"]] == [500, 501, 502]
     assert [t["task_id"] for t in panel["tasks"]] == [trajs[i].task_id for i in (0, 2, 4)]
-    assert [(e["seed"], e["sample"], e["won"], e["turns"]) for e in record["episodes"]] == [
+    assert [(e["seed"], e["sample"], e["won"], e["turns"]) for e in record["outcomes"]] == [
         (t.seed, i % 2, t.won, len(t.turns)) for i, t in enumerate(trajs)
     ]
     assert record["panel_hash"] == panel_hash(panel)

@@ -66,7 +66,7 @@ def _from_file(path: Path, env: str | None) -> Side:
         record, label = results[0], f"{path} ({doc.get('policy', '?')})"
     else:
         record, label = doc, str(path)
-    if "panel" not in record or "episodes" not in record:
+    if "panel" not in record or "outcomes" not in record:
         raise ValueError(
             f"{str(path)!r} has no panel manifest (it was written before agentgym stored one); "
             "evaluate again to compare it."

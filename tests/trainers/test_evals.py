@@ -68,10 +68,10 @@ def test_each_evaluation_writes_its_panel_and_metrics_stay_as_they_were(tmp_path
         doc = json.loads(eval_path(run.path, r["iteration"]).read_text())
         assert doc["iteration"] == r["iteration"]
         assert {k: doc["summary"][k] for k in doc["summary"]} == {k: r[k] for k in doc["summary"]}
-        assert [e["seed"] for e in doc["episodes"]] == [100, 101, 102]
+        assert [e["seed"] for e in doc["outcomes"]] == [100, 101, 102]
         assert [t["seed"] for t in doc["panel"]["tasks"]] == [100, 101, 102]
         assert doc["panel"]["max_turns"] == 3 and doc["sampling"]["temperature"] == 0.0
-        assert sum(e["won"] for e in doc["episodes"]) / 3 == r["success_rate"]
+        assert sum(e["won"] for e in doc["outcomes"]) / 3 == r["success_rate"]
         # task ids of the panel that the training trajectories so far also had
         trained = {
             t.task_id
