@@ -1,27 +1,40 @@
-"""Learning curves: success rate per iteration of a training config, per credit estimator.
+"""Credit estimators compared on one recipe with the same budget and several seeds.
 
-    python bench/learn.py                                   # quickstart, gigpo only, seed 0
-    python bench/learn.py --estimators grpo rloo turn_rloo gigpo salt --seeds 0 1 2
-    python bench/learn.py --config configs/quickstart.yaml --set trainer.iterations=4
+    python bench/learn.py --config configs/textworld_coin.yaml \
+        --estimators grpo rloo turn_rloo gigpo salt --seeds 0 1 2 --set trainer.iterations=4
 
-Each (estimator, seed) is a full `agentgym train` run on the same budget (same config, same
-tasks, same number of episodes). Writes ``bench/out/learn.csv`` (iteration, estimator, seed,
-train success rate, mean return, eval success before/after) and ``bench/out/learn.png``.
+Each (estimator, seed) is a full ``agentgym train`` run of the config (same tasks, same number
+of episodes, same evaluation panel); runs already finished in ``--out/runs`` are reused. Writes
+to ``--out`` (default ``bench/results``), prefixed with ``--tag``:
+
+- ``TAG.csv``: one row per (estimator, seed, phase, iteration): success, return, seconds;
+- ``TAG.png``: training success per iteration (mean over seeds) and final greedy success;
+- ``TAG.md``: final greedy success per estimator (pooled over seeds, Wilson 95% interval), and
+  each estimator paired against ``--baseline`` on the same panel: per (seed, task) outcomes
+  pooled over seeds, the discordant counts, the exact McNemar p-value and a paired bootstrap
+  95% interval of the success difference (:mod:`agentgym.compare`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from agentgym.compare import compare_episodes
 from agentgym.config import load
+from agentgym.evaluate import wilson_interval
 from agentgym.trainers.config import TrainConfig
+from agentgym.trainers.evals import eval_path
 from agentgym.trainers.loop import train
 
 
-def run_one(config: str, estimator: str, seed: int, out: Path, extra: list[str]) -> list[dict]:
+def run_one(config: str, estimator: str, seed: int, out: Path, extra: list[str]) -> Path:
     cfg = load(
         TrainConfig,
         config,
@@ -34,10 +47,18 @@ def run_one(config: str, estimator: str, seed: int, out: Path, extra: list[str])
             *extra,
         ],
     )
-    t0 = time.perf_counter()
-    run = train(cfg, resume=True)
+    path = Path(cfg.out_dir) / cfg.name
+    if not eval_path(path, cfg.trainer.iterations).exists():
+        t0 = time.perf_counter()
+        train(cfg, resume=True)
+        print(f"{estimator} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return path
+
+
+def metric_rows(path: Path, estimator: str, seed: int) -> list[dict]:
     rows = []
-    for r in run.read_metrics():
+    for line in (path / "metrics.jsonl").read_text().splitlines():
+        r = json.loads(line)
         rows.append(
             {
                 "estimator": estimator,
@@ -46,10 +67,43 @@ def run_one(config: str, estimator: str, seed: int, out: Path, extra: list[str])
                 "iteration": r["iteration"],
                 "success_rate": r["success_rate"],
                 "mean_return": r.get("mean_return", ""),
-                "seconds": round(time.perf_counter() - t0, 1),
+                "seconds": round(r.get("rollout_s", 0) + r.get("update_s", 0), 1),
             }
         )
     return rows
+
+
+def final_outcomes(path: Path) -> list[dict]:
+    """Episode outcomes of the run's last evaluation, with the seed kept for pairing."""
+    last = sorted((path / "evals").glob("iter-*.json"))[-1]
+    return json.loads(last.read_text())["outcomes"]
+
+
+def paired_table(finals: dict[str, dict[int, list[dict]]], baseline: str) -> list[str]:
+    lines = [
+        f"| estimator | final greedy success (95% CI) | vs {baseline}: A only / B only | "
+        "McNemar p | success diff (95% bootstrap CI) |",
+        "|---|---|---|---|---|",
+    ]
+    for est, by_seed in finals.items():
+        episodes = [e for eps in by_seed.values() for e in eps]
+        won = sum(bool(e["won"]) for e in episodes)
+        lo, hi = wilson_interval(won, len(episodes))
+        cell = f"{won / len(episodes):.1%} ({lo:.1%}–{hi:.1%}, n={len(episodes)})"
+        if est == baseline or baseline not in finals:
+            lines.append(f"| {est} | {cell} | – | – | – |")
+            continue
+        # pair per seed (same panel), then pool: seed s of est against seed s of the baseline
+        tag = lambda eps, s: [{**e, "seed": int(e["seed"]) * 1000 + s} for e in eps]  # noqa: E731
+        a = [e for s, eps in finals[baseline].items() for e in tag(eps, s)]
+        b = [e for s, eps in by_seed.items() for e in tag(eps, s)]
+        cmp = compare_episodes(a, b)
+        low, high = cmp.diff_interval
+        lines.append(
+            f"| {est} | {cell} | {cmp.b} / {cmp.c} | {cmp.p_value:.3f} | "
+            f"{cmp.diff:+.1%} ({low:+.1%} to {high:+.1%}) |"
+        )
+    return lines
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -58,57 +112,58 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for est in sorted({r["estimator"] for r in rows}):
-        train_rows = [r for r in rows if r["estimator"] == est and r["phase"] == "train"]
-        iters = sorted({r["iteration"] for r in train_rows})
-        mean = [
-            sum(r["success_rate"] for r in train_rows if r["iteration"] == i)
-            / max(1, sum(1 for r in train_rows if r["iteration"] == i))
-            for i in iters
-        ]
-        ax.plot(iters, mean, marker="o", label=est)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("training success rate (mean over seeds)")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for est in dict.fromkeys(r["estimator"] for r in rows):
+        for ax, phase in zip(axes, ("train", "eval"), strict=True):
+            mine = [r for r in rows if r["estimator"] == est and r["phase"] == phase]
+            iters = sorted({r["iteration"] for r in mine})
+            mean = [np.mean([r["success_rate"] for r in mine if r["iteration"] == i]) for i in iters]
+            ax.plot(iters, mean, marker="o", label=est)
+    axes[0].set_title("training-batch success (mean over seeds)")
+    axes[1].set_title("greedy success on held-out tasks (mean over seeds)")
+    for ax in axes:
+        ax.set_xlabel("iteration")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[1].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--config", default="configs/quickstart.yaml")
-    p.add_argument("--estimators", nargs="+", default=["gigpo"])
+    p.add_argument("--config", default="configs/textworld_coin.yaml")
+    p.add_argument("--estimators", nargs="+", default=["grpo", "gigpo"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--out", default="bench/out")
+    p.add_argument("--baseline", default="grpo")
+    p.add_argument("--out", default="bench/results")
+    p.add_argument("--tag", default="learn")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
+    finals: dict[str, dict[int, list[dict]]] = {}
     for est in args.estimators:
         for seed in args.seeds:
-            rows += run_one(args.config, est, seed, out, args.set)
-            with open(out / "learn.csv", "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-    plot(rows, out / "learn.png")
-    print(f"wrote {out / 'learn.csv'} and {out / 'learn.png'}")
-    for est in args.estimators:
-        evals = [r for r in rows if r["estimator"] == est and r["phase"] == "eval"]
-        first = [r["success_rate"] for r in evals if r["iteration"] == 0]
-        last = [r["success_rate"] for r in evals if r["iteration"] > 0]
-        if first and last:
-            print(
-                f"{est:10s} eval success before {sum(first) / len(first):.1%} "
-                f"after {sum(last) / len(last):.1%} over {len(first)} seed(s)"
-            )
+            path = run_one(args.config, est, seed, out, args.set)
+            rows += metric_rows(path, est, seed)
+            finals.setdefault(est, {})[seed] = final_outcomes(path)
+    with open(out / f"{args.tag}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(rows, out / f"{args.tag}.png")
+    command = " ".join(["python", "bench/learn.py", *(argv if argv is not None else sys.argv[1:])])
+    lines = [f"# {args.tag}: credit estimators on {args.config}", "", f"Command: `{command}`", ""]
+    lines += paired_table(finals, args.baseline)
+    lines += ["", f"Curves: {args.tag}.png; per-iteration numbers: {args.tag}.csv.", ""]
+    (out / f"{args.tag}.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
