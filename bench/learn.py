@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     finals: dict[str, dict[int, list[dict]]] = {}
-    for est in args.estimators:
-        for seed in args.seeds:
+    for seed in args.seeds:  # every estimator of a seed before the next seed
+        for est in args.estimators:
             path = run_one(args.config, est, seed, out, args.set)
             rows += metric_rows(path, est, seed)
             finals.setdefault(est, {})[seed] = final_outcomes(path)
