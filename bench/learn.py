@@ -4,7 +4,7 @@
         --estimators grpo rloo turn_rloo gigpo salt --seeds 0 1 2 --set trainer.iterations=4
 
 Each (estimator, seed) is a full ``agentgym train`` run of the config (same tasks, same number
-of episodes, same evaluation panel); runs already finished in ``--out/runs`` are reused. Writes
+of episodes, same evaluation panel); runs already finished in ``--runs`` are reused. Writes
 to ``--out`` (default ``bench/results``), prefixed with ``--tag``:
 
 - ``TAG.csv``: one row per (estimator, seed, phase, iteration): success, return, seconds;
@@ -34,7 +34,7 @@ from agentgym.trainers.evals import eval_path
 from agentgym.trainers.loop import train
 
 
-def run_one(config: str, estimator: str, seed: int, out: Path, extra: list[str]) -> Path:
+def run_one(config: str, estimator: str, seed: int, runs: Path, extra: list[str]) -> Path:
     cfg = load(
         TrainConfig,
         config,
@@ -43,7 +43,7 @@ def run_one(config: str, estimator: str, seed: int, out: Path, extra: list[str])
             "credit.options={}",
             f"seed={seed}",
             f"name=learn-{estimator}-s{seed}",
-            f"out_dir={out / 'runs'}",
+            f"out_dir={runs}",
             *extra,
         ],
     )
@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", default="grpo")
     p.add_argument("--out", default="bench/results")
     p.add_argument("--tag", default="learn")
+    p.add_argument("--runs", default="runs/learn", help="where the runs go (not committed)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     finals: dict[str, dict[int, list[dict]]] = {}
     for seed in args.seeds:  # every estimator of a seed before the next seed
         for est in args.estimators:
-            path = run_one(args.config, est, seed, out, args.set)
+            path = run_one(args.config, est, seed, Path(args.runs), args.set)
             rows += metric_rows(path, est, seed)
             finals.setdefault(est, {})[seed] = final_outcomes(path)
     with open(out / f"{args.tag}.csv", "w", newline="") as f:

@@ -189,6 +189,11 @@ class TrainerSection:
     checkpoint_every: int = param(1, "Save a checkpoint every this many iterations.")
     keep_checkpoints: int = param(2, "Most recent checkpoints kept.")
     eval_every: int = param(0, "Evaluate every this many iterations (0: only before and after).")
+    eval_at_start: bool = param(
+        True,
+        "Evaluate before training (false saves it when several runs share one starting model, "
+        "e.g. bench/learn.py's comparisons).",
+    )
     eval_episodes: int = param(16, "Episodes per evaluation.")
     eval_seed: int = param(10_000, "Base seed of evaluation tasks (disjoint from training).")
     eval_temperature: float = param(0.0, "Sampling temperature of evaluation (0: greedy).")

@@ -76,9 +76,9 @@ def check_resume_config(cfg: Any, *, resume: bool, allow_change: bool = False) -
 def eval_due(trainer: Any, iteration: int) -> bool:
     """Whether an evaluation follows ``iteration`` (0: the one before training)."""
     every = trainer.eval_every
-    return (
-        iteration == 0 or iteration == trainer.iterations or bool(every and iteration % every == 0)
-    )
+    if iteration == 0:
+        return bool(getattr(trainer, "eval_at_start", True))
+    return iteration == trainer.iterations or bool(every and iteration % every == 0)
 
 
 def eval_sampling_seed(eval_seed: int, iteration: int) -> int:

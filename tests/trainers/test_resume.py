@@ -237,3 +237,12 @@ def test_checkpoint_files_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     latest_move = max(moves)
     assert any(kind == "fsync" and p.endswith(".LATEST.tmp") for kind, p in events[:latest_move])
     assert checkpoint.latest(tmp_path) == final
+
+
+def test_eval_at_start_can_be_turned_off():
+    from agentgym.trainers.config import TrainerSection
+    from agentgym.trainers.resume import eval_due
+
+    assert eval_due(TrainerSection(iterations=3), 0)
+    off = TrainerSection(iterations=3, eval_at_start=False)
+    assert not eval_due(off, 0) and eval_due(off, 3) and not eval_due(off, 1)
