@@ -102,3 +102,12 @@ def test_compare_refuses_another_panel_and_names_what_differs(two_runs, tmp_path
     err = " ".join(capsys.readouterr().err.split())
     assert "not evaluated on the same panel" in err
     assert "only in A: 10000-10001; only in B: 10004-10007" in err
+
+
+def test_compare_explains_records_without_a_panel(tmp_path, capsys):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"env_id": ENV, "success_rate": 0.5}))
+    assert main(["compare", str(old), str(old)]) == 2
+    assert "no panel manifest" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "missing"), str(old)]) == 2
+    assert "not an evaluation file" in capsys.readouterr().err

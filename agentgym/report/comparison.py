@@ -66,12 +66,17 @@ def _from_file(path: Path, env: str | None) -> Side:
         record, label = results[0], f"{path} ({doc.get('policy', '?')})"
     else:
         record, label = doc, str(path)
-    if "panel" not in record or "outcomes" not in record:
+    return Side(label, _checked(record, path))
+
+
+def _checked(record: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``record`` if it has a panel and per-episode outcomes, else a ValueError saying so."""
+    if not all(k in record for k in ("panel", "panel_hash", "outcomes")):
         raise ValueError(
-            f"{str(path)!r} has no panel manifest (it was written before agentgym stored one); "
-            "evaluate again to compare it."
+            f"{str(path)!r} has no panel manifest with per-episode outcomes (it was written "
+            "before agentgym stored them); evaluate again to compare it."
         )
-    return Side(label, record)
+    return record
 
 
 def _run_evaluation(run_dir: Path, iteration: int | None) -> Side:
@@ -92,7 +97,8 @@ def _run_evaluation(run_dir: Path, iteration: int | None) -> Side:
             f"Run {str(run_dir)!r} has no stored evaluation after iteration {iteration}; "
             f"evaluated iterations: {have}."
         )
-    return Side(f"{run_dir} iteration {iteration}", _read_json(eval_path(run_dir, iteration)))
+    path = eval_path(run_dir, iteration)
+    return Side(f"{run_dir} iteration {iteration}", _checked(_read_json(path), path))
 
 
 def _from_checkpoint(path: Path, env: str | None) -> Side:
@@ -104,7 +110,8 @@ def _from_checkpoint(path: Path, env: str | None) -> Side:
     except ValueError:
         raise ValueError(f"checkpoint folder {str(path)!r} is not named iter-NNNNN") from None
     if eval_path(run_dir, iteration).is_file():
-        return Side(f"{path}", _read_json(eval_path(run_dir, iteration)))
+        stored = eval_path(run_dir, iteration)
+        return Side(f"{path}", _checked(_read_json(stored), stored))
     own = run_dir / "eval" / path.name / "eval.json"
     if own.is_file():
         return _from_file(own, env)
