@@ -56,7 +56,10 @@ def env_packages(env_id: str) -> tuple[str, ...]:
     """The packages of :data:`ENV_PACKAGES` that ``env_id``'s entry point comes from."""
     from agentgym.registry import spec
 
-    entry = spec(env_id).entry_point
+    try:
+        entry = spec(env_id).entry_point
+    except LookupError:  # not registered in this process (a plugin not installed): the id
+        entry = env_id
     where = entry if isinstance(entry, str) else getattr(entry, "__module__", "")
     return tuple(p for p in ENV_PACKAGES if p in where.lower())
 
