@@ -10,6 +10,7 @@ import contextlib
 import copy
 import random
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,17 +91,21 @@ def build_model(cfg: TrainConfig, device: str) -> tuple[torch.nn.Module, Any]:
     if cfg.lora.enabled:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=cfg.lora.r,
-                lora_alpha=cfg.lora.alpha,
-                lora_dropout=cfg.lora.dropout,
-                target_modules=list(cfg.lora.target_modules),
-                task_type="CAUSAL_LM",
-                **_top_layers(model, cfg.lora.top_layers),
-            ),
-        )
+        with warnings.catch_warnings():  # peft reads a transformers attribute deprecated in 5.x
+            warnings.filterwarnings(
+                "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
+            )
+            model = get_peft_model(
+                model,
+                LoraConfig(
+                    r=cfg.lora.r,
+                    lora_alpha=cfg.lora.alpha,
+                    lora_dropout=cfg.lora.dropout,
+                    target_modules=list(cfg.lora.target_modules),
+                    task_type="CAUSAL_LM",
+                    **_top_layers(model, cfg.lora.top_layers),
+                ),
+            )
     if cfg.trainer.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
@@ -406,7 +411,11 @@ def train(
             llds=tc.llds,
             ranks=ranks,
         )
-        scheduler.step()
+        with warnings.catch_warnings():  # an iteration without signal made no optimizer step
+            warnings.filterwarnings(
+                "ignore", message="Detected call of `lr_scheduler.step", category=UserWarning
+            )
+            scheduler.step()
         rollouts.after_update(trained)  # the new version: into the engine, or published
         t_update = time.perf_counter() - t1
         # 5. log
