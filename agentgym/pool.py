@@ -200,6 +200,9 @@ class EnvPool:
         if not self._finalizer.alive:
             raise RuntimeError("this EnvPool is closed")
         outcomes: list[Outcome | None] = [None] * len(commands)
+        for w in {self.worker_of(c[1]) for c in commands}:
+            if self._workers[w].dead:  # it died between commands: replace it, no fault
+                self._respawn(w)
         self._recycle_due({self.worker_of(c[1]) for c in commands if c[0] == "reset"})
         queues: dict[int, deque[tuple[int, Future]]] = {}
         for i, command in enumerate(commands):
@@ -286,18 +289,12 @@ class EnvPool:
     ) -> None:
         """Replace worker ``w`` (hung on or killed by ``bad_slot``): rebuild its other live
         instances, then resend the commands that were still queued on it."""
-        self.replaced += 1
-        old = self._workers[w]
-        old.kill()
         host = self._hosts[w]
         if host is not None:  # local: the other instances move to the new thread
             abandoned = host.drop(bad_slot)
             if abandoned is not None:
                 _close_later(abandoned)
-        self._workers[w] = self._spawn(w)
-        self._await_startup([w])
-        if host is None:
-            self._restore(w)
+        self._respawn(w)
         pending = [i for i, _ in queue]
         queue.clear()
         for i in pending:
@@ -306,6 +303,15 @@ class EnvPool:
                 queue.append((i, _done(("error", "WorkerLost", self._lost.pop(slot)))))
             else:
                 queue.append((i, self._workers[w].submit(commands[i])))
+
+    def _respawn(self, w: int) -> None:
+        """Replace worker ``w`` by a new one holding its live episodes (rebuilt by replay)."""
+        self.replaced += 1
+        self._workers[w].kill()
+        self._workers[w] = self._spawn(w)
+        self._await_startup([w])
+        if self._hosts[w] is None:
+            self._restore(w)
 
     def _restore(self, w: int) -> None:
         """Replay the live episodes of worker ``w``'s slots in its new worker."""

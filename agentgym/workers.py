@@ -119,6 +119,7 @@ class InlineWorker:
     """Runs each command at once in the calling thread (the in-process default)."""
 
     local = True
+    dead = False
 
     def __init__(self, host: EnvHost):
         self.host = host
@@ -143,6 +144,7 @@ class ThreadWorker:
     it)."""
 
     local = True
+    dead = False
 
     def __init__(self, host: EnvHost):
         self.host = host
@@ -243,6 +245,7 @@ class ProcessWorker:
         self.process.start()
         child.close()
         self._pending: deque[Future] = deque()
+        self._dead = False
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True, name="agentgym-pipe")
         self._reader.start()
@@ -256,16 +259,26 @@ class ProcessWorker:
             with self._lock:
                 future = self._pending.popleft()
             future.set_result(result)
+        self.process.join(5)  # reap it, to report how it ended
         with self._lock:
             pending, self._pending = list(self._pending), deque()
-        self.process.join(5)  # reap it, to report how it ended
+            self._dead = True
         code = self.process.exitcode
         for future in pending:
             future.set_exception(WorkerDied(f"worker process ended (exit code {code})"))
 
+    @property
+    def dead(self) -> bool:
+        """The process ended (crashed or was killed) and was reaped."""
+        return self._dead
+
     def submit(self, command: Command) -> Future:
         future: Future = Future()
         with self._lock:
+            if self._dead:  # it ended while idle: nothing would ever answer
+                code = self.process.exitcode
+                future.set_exception(WorkerDied(f"worker process ended (exit code {code})"))
+                return future
             self._pending.append(future)
             try:
                 self._conn.send(command)
@@ -320,6 +333,7 @@ class RayWorker:
     """A Ray actor holding its own instances (a local Ray runtime or a cluster's)."""
 
     local = False
+    dead = False  # a dead actor shows as failed commands
 
     def __init__(self, build: EnvBuild, options: Mapping[str, Any] | None = None):
         global _RAY_HOST

@@ -2,8 +2,12 @@
 
 import dataclasses
 import gc
+import os
 import random
+import signal
+import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -115,6 +119,20 @@ def test_a_worker_process_that_dies_faults_one_episode_and_is_replaced(tmp_path)
         assert t.fault is None or t.fault.startswith(
             "WorkerDied: worker process ended (exit code 3)"
         )
+
+
+def test_a_worker_killed_between_calls_is_replaced_without_faults(tmp_path):
+    log = tmp_path / "life.log"
+    with EnvPool(FAULTY, env_kwargs={"log": str(log)}, workers=2, executor="process") as pool:
+        first = collect(FAULTY, RandomPolicy(4), tasks=2, group_size=2, pool=pool)
+        pid = int(life(log)[0][0].split(":")[0])
+        os.kill(pid, signal.SIGKILL)
+        while Path(f"/proc/{pid}").exists():  # until the pool has reaped it
+            time.sleep(0.05)
+        time.sleep(0.5)
+        again = collect(FAULTY, RandomPolicy(4), tasks=2, group_size=2, pool=pool)
+        assert pool.replaced == 1
+    assert again == first and not any(t.fault for t in again.trajectories)
 
 
 class Failing:
