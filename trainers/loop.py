@@ -15,29 +15,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from agentgym import credit
-from agentgym.config import to_dict
 from agentgym.constraint import ConstraintCompiler
 from agentgym.credit.diagnostics import credit_diagnostics
 from agentgym.data import Batch
-from agentgym.evaluate import EvalResult, batch_metrics, evaluate
-from agentgym.policy.base import Policy, SamplingParams
+from agentgym.evaluate import batch_metrics
+from agentgym.policy.base import Policy
 from agentgym.pool import EnvPool
-from agentgym.prompting import action_format
 from agentgym.rollout import collect
 from agentgym.store import Run
 from agentgym.trainers import checkpoint, distributed
 from agentgym.trainers.async_rollout import Rollouts, check_correction
+from agentgym.trainers.build import (  # noqa: F401 - re-exported: tests and evaluate use them
+    RunExistsError,
+    build_model,
+    build_policy,
+    collect_kwargs,
+    env_pool,
+    iteration_seed,
+    open_run,
+    resolve_device,
+    run_eval,
+    sampling_params,
+    seed_everything,
+)
 from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.evals import check_eval_seeds, log_eval
 from agentgym.trainers.faults import split_faults
 from agentgym.trainers.filtering import keep_groups, select_trajectories
 from agentgym.trainers.llds import check_layout
 from agentgym.trainers.loss import LossConfig
-from agentgym.trainers.resume import check_resume_config, eval_due, eval_sampling_seed
+from agentgym.trainers.resume import check_resume_config, eval_due
 from agentgym.trainers.shaping import shape_rewards
 from agentgym.trainers.tensorize import constrain, make_samples
 from agentgym.trainers.update import (
@@ -48,192 +58,6 @@ from agentgym.trainers.update import (
 )
 
 Reporter = Callable[[dict[str, Any]], None]
-
-
-class RunExistsError(FileExistsError):
-    """The run directory already holds a run; resume it or choose another name."""
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def iteration_seed(base: int, iteration: int) -> int:
-    """Sampling seed of an iteration: a pure function of (seed, iteration), so a resumed run
-    replays the iteration it was killed in exactly."""
-    return (base * 1_000_003 + iteration * 7_919) % 2**31
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("policy.device is 'cuda' but no CUDA device is available; use 'cpu'.")
-    return device
-
-
-# ---------------------------------------------------------------------------------------------
-# building the pieces from the config
-# ---------------------------------------------------------------------------------------------
-
-
-def build_model(cfg: TrainConfig, device: str) -> tuple[torch.nn.Module, Any]:
-    """The policy model (with LoRA adapters if asked) and its tokenizer."""
-    from agentgym.policy.models import load_model, tiny_model
-
-    if cfg.policy.model == "tiny":  # a random tiny Llama: for tests and smoke runs only
-        model, tokenizer = tiny_model(seed=cfg.seed)
-        model = model.to(device)
-    else:
-        model, tokenizer = load_model(cfg.policy.model, dtype=cfg.policy.dtype, device=device)
-    if cfg.lora.enabled:
-        from peft import LoraConfig, get_peft_model
-
-        with warnings.catch_warnings():  # peft reads a transformers attribute deprecated in 5.x
-            warnings.filterwarnings(
-                "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
-            )
-            model = get_peft_model(
-                model,
-                LoraConfig(
-                    r=cfg.lora.r,
-                    lora_alpha=cfg.lora.alpha,
-                    lora_dropout=cfg.lora.dropout,
-                    target_modules=list(cfg.lora.target_modules),
-                    task_type="CAUSAL_LM",
-                    **_top_layers(model, cfg.lora.top_layers),
-                ),
-            )
-    if cfg.trainer.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-    return model, tokenizer
-
-
-def _top_layers(model: torch.nn.Module, top: int) -> dict[str, Any]:
-    """peft arguments that restrict LoRA to the last ``top`` decoder layers (0: all)."""
-    if top <= 0:
-        return {}
-    n = model.config.num_hidden_layers
-    if top > n:
-        raise ValueError(f"lora.top_layers={top} but the model has {n} decoder layers")
-    return {"layers_to_transform": list(range(n - top, n)), "layers_pattern": "layers"}
-
-
-def build_policy(
-    cfg: TrainConfig,
-    model: torch.nn.Module,
-    tokenizer: Any,
-    device: str,
-    ranks: distributed.Ranks = distributed.SINGLE,
-) -> Policy:
-    kl_copy = cfg.trainer.kl_coef > 0 and not cfg.lora.enabled  # a frozen copy as reference
-    distributed.check_strategy(ranks, cfg.trainer.strategy, cfg.policy.backend, kl_copy)
-    if cfg.policy.backend == "vllm":  # an engine beside the trained model, synced after updates
-        from agentgym.policy.vllm import VLLMPolicy
-
-        return VLLMPolicy(
-            cfg.policy.model,
-            dtype=cfg.policy.dtype,
-            gpu_memory_utilization=cfg.policy.gpu_memory_utilization,
-            enable_prefix_caching=True,
-            enable_sleep_mode=cfg.policy.vllm_sleep and cfg.trainer.max_staleness == 0,
-            seed=cfg.seed,
-            history=cfg.policy.history,
-            decoding=cfg.policy.decoding,
-            data_parallel=ranks.world_size,
-        )
-    from agentgym.policy.hf import HFPolicy
-
-    return HFPolicy(
-        model,
-        tokenizer,
-        device=device,
-        max_batch=cfg.policy.max_batch,
-        history=cfg.policy.history,
-        action_mode=cfg.policy.decoding,
-    )
-
-
-def sampling_params(
-    cfg: TrainConfig, *, temperature: float | None = None, seed: int
-) -> SamplingParams:
-    fmt = action_format(cfg.policy.action_format)
-    return SamplingParams(
-        temperature=cfg.policy.temperature if temperature is None else temperature,
-        top_p=cfg.policy.top_p,
-        max_new_tokens=cfg.policy.max_new_tokens,
-        stop=tuple(cfg.policy.stop) or fmt.stop,
-        seed=seed,
-    )
-
-
-def collect_kwargs(cfg: TrainConfig) -> dict[str, Any]:
-    """Arguments of :func:`agentgym.rollout.collect` shared by training and evaluation."""
-    window = cfg.policy.window if cfg.policy.history == "window" else None
-    workers = {"workers": cfg.env.workers, "executor": cfg.env.executor} if cfg.env.workers else {}
-    return {
-        "action_format": action_format(
-            cfg.policy.action_format, list_actions=cfg.policy.list_actions
-        ),
-        "history_window": window,
-        "step_timeout": cfg.env.step_timeout,
-        **workers,
-    }
-
-
-def env_pool(cfg: TrainConfig) -> EnvPool:
-    """The pool whose env instances the training iterations reuse (in the trainer's thread when
-    ``env.workers`` is 0)."""
-    return EnvPool(
-        cfg.env.id,
-        env_kwargs=cfg.env.kwargs,
-        max_turns=cfg.env.max_turns,
-        workers=cfg.env.workers or 1,
-        executor=cfg.env.executor if cfg.env.workers else "inline",
-        step_timeout=cfg.env.step_timeout,
-        recycle_after=cfg.env.recycle_after or None,
-    )
-
-
-def run_eval(
-    cfg: TrainConfig, policy: Policy, model: torch.nn.Module, *, iteration: int = 0
-) -> EvalResult:
-    """Greedy evaluation on seeds disjoint from training (the same code as ``agentgym eval``).
-
-    The tasks are the same every time; sampling (``eval_temperature`` > 0) draws from a stream
-    of (``eval_seed``, ``iteration``) alone, so a resumed process evaluates as a straight run."""
-    with eval_mode(model), torch.no_grad():
-        return evaluate(
-            cfg.env.id,
-            policy,
-            episodes=cfg.trainer.eval_episodes,
-            seed=cfg.trainer.eval_seed,
-            max_turns=cfg.env.max_turns,
-            sampling=sampling_params(
-                cfg,
-                temperature=cfg.trainer.eval_temperature,
-                seed=eval_sampling_seed(cfg.trainer.eval_seed, iteration),
-            ),
-            env_kwargs=cfg.env.kwargs,
-            collect_kwargs=collect_kwargs(cfg),
-        )
-
-
-def open_run(cfg: TrainConfig, resume: bool, ranks: distributed.Ranks = distributed.SINGLE) -> Run:
-    path = Path(cfg.out_dir) / cfg.name
-    if not ranks.is_main:  # rank 0 opened it (distributed.main_first); only rank 0 writes
-        return distributed.RankRun(Run(path), ranks)
-    has_work = (path / "metrics.jsonl").exists() or checkpoint.latest(path / "checkpoints")
-    if has_work and not resume:
-        raise RunExistsError(
-            f"Run directory {str(path)!r} already holds a run. Pass --resume to continue it, "
-            f"or choose another name (name=... or out_dir=...)."
-        )
-    run = Run.create(path, config=to_dict(cfg))
-    return distributed.RankRun(run, ranks) if ranks.distributed else run
 
 
 def collect_iteration(
