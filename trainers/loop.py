@@ -244,7 +244,12 @@ def train(
         t_update = time.perf_counter() - t1
         # 5. log
         outcome = batch_metrics(Batch(batch.trajectories + faulted))
-        tokens = sum(len(s.input_ids) for s in samples)
+        ran = (
+            [s for s in samples if any(s.advantages)]
+            if stats.get("zero_advantage_samples")
+            else samples
+        )
+        tokens = sum(len(s.input_ids) for s in ran)  # the samples the update ran
         record = {
             "phase": "train",
             **outcome,
