@@ -110,6 +110,7 @@ def ppo_update(
             once["zero_advantage_samples"] += len(mini) - len(active)
             if not active:
                 continue
+            active_tokens = sum(sum(s.loss_mask[1:]) for s in active)
             plan = ranks.micro_plan(active, lambda part: micro_batches(part, micro_batch_tokens))
             for j, (micro, share) in enumerate(plan):
                 ranks.set_gradient_sync(model, j == len(plan) - 1)  # all-reduce on the last
@@ -152,7 +153,9 @@ def ppo_update(
                     loss = loss + reg
                     stats.update(reg_stats)
                 (loss * (share * ranks.loss_scale)).backward()
-                weight = share * int(select.sum()) / max(total_tokens, 1)
+                weight = (
+                    share * int(select.sum()) / max(active_tokens, 1)
+                )  # stats: mean over run tokens
                 step_stats["loss"] += share * float(loss.detach())
                 for k, v in stats.items():
                     step_stats[k] += v * weight

@@ -167,3 +167,12 @@ def test_a_batch_without_signal_makes_no_optimizer_step(tiny_lm, token_batch):
     stats = ppo_update(model, opt, samples, LossConfig())
     assert stats["zero_advantage_samples"] == len(samples)
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_stats_average_over_the_tokens_that_ran(tiny_lm, token_batch):
+    adv = adv_for(token_batch)
+    adv[: token_batch.traj_len[0]] = 0.0  # one sample is skipped
+    samples = on_policy_samples(tiny_lm, token_batch, adv)
+    model = copy.deepcopy(tiny_lm)
+    stats = ppo_update(model, torch.optim.SGD(model.parameters(), lr=0.0), samples, LossConfig())
+    assert stats["ratio"] == pytest.approx(1.0, abs=1e-4)  # on-policy, nothing moved
