@@ -207,11 +207,16 @@ def _start_episodes(
     fmt: ActionFormat,
     system_prompt: SystemPrompt | None,
 ) -> list[_Episode]:
-    """Reset the ``group_size`` members of each of ``tasks`` groups (group ``i``: ``seed + i``)
-    in pool slots ``0 .. tasks * group_size - 1``, all at once."""
+    """Reset the ``group_size`` members of each of ``tasks`` groups (group ``i``: ``seed + i``),
+    all at once. Member ``m`` of group ``i`` plays in slot ``i + m * stride`` (``stride``:
+    ``tasks`` rounded up to a multiple of the pool's workers), so a group's members share a
+    worker (and its per-process caches of the task), groups go round the workers, and the same
+    call shape uses the same slots (instances) every time."""
     prompt = system_prompt or fmt.system_prompt
+    stride = -(-tasks // pool.workers) * pool.workers
+    slots = [i + m * stride for i in range(tasks) for m in range(group_size)]
     seeds = [seed + i for i in range(tasks) for _ in range(group_size)]
-    resets = pool.reset(range(len(seeds)), seeds)
+    resets = pool.reset(slots, seeds)
     episodes = []
     for i in range(tasks):
         members = resets[i * group_size : (i + 1) * group_size]
@@ -224,7 +229,7 @@ def _start_episodes(
             )
         group_id = f"{group_prefix}{env_id}:{task_ids.pop() if task_ids else ''}:{seed + i}"
         for member, reset in enumerate(members):
-            slot = i * group_size + member
+            slot = slots[i * group_size + member]
             traj_id = f"{group_id}#{member}"
             obs, info = reset.value if reset.fault is None else ("", {})
             messages = [

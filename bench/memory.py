@@ -8,6 +8,8 @@ trainer does, each batch with new seeds, in a fresh child process per mode:
 
 - ``pool``: one kept in-process :class:`~agentgym.pool.EnvPool` (instances reset, not rebuilt);
 - ``pool-process``: a kept pool of 2 worker processes (RSS of the trainer plus its workers);
+- ``pool-recycle``: as ``pool-process``, with each worker restarted after ``--recycle-after``
+  resets (``EnvPool(recycle_after=...)``, ``env.recycle_after`` in training);
 - ``today``: ``collect`` without a pool (a new instance per episode, closed at the end).
 
 The resident set size (Linux ``VmRSS``, summed over the process and its children) is read after
@@ -36,22 +38,22 @@ ENV_KWARGS = {"textworld": {"num_games": 40}}
 """TextWorld: a fixed set of 40 generated games (seed % 40; generating one takes 1-5 s)."""
 
 
-def rss_mb(pid: int) -> float:
-    """Resident MB of ``pid`` and all its descendants (Linux /proc)."""
+def rss_mb(pid: int, children: bool = True) -> float:
+    """Resident MB of ``pid`` and (``children``) all its descendants (Linux /proc)."""
     total, todo = 0.0, [pid]
     while todo:
         p = todo.pop()
         try:
             status = Path(f"/proc/{p}/status").read_text()
             total += int(status.split("VmRSS:")[1].split()[0]) / 1024
-            for task in Path(f"/proc/{p}/task").iterdir():
+            for task in Path(f"/proc/{p}/task").iterdir() if children else ():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, IndexError, ProcessLookupError):
             continue
     return total
 
 
-def child(env: str, mode: str, episodes: int, batch: int) -> None:
+def child(env: str, mode: str, episodes: int, batch: int, recycle_after: int) -> None:
     """Collect ``episodes`` in batches; print one JSON line: RSS (MB) after each batch."""
     from agentgym.policy.scripted import FixedPolicy, RandomPolicy
     from agentgym.pool import EnvPool
@@ -81,17 +83,28 @@ def child(env: str, mode: str, episodes: int, batch: int) -> None:
         pool = EnvPool(env_id, env_kwargs=kwargs, max_turns=10)
     elif mode == "pool-process":
         pool = EnvPool(env_id, env_kwargs=kwargs, max_turns=10, workers=2, executor="process")
-    series, start = [], time.perf_counter()
+    elif mode == "pool-recycle":
+        pool = EnvPool(
+            env_id,
+            env_kwargs=kwargs,
+            max_turns=10,
+            workers=2,
+            executor="process",
+            recycle_after=recycle_after,
+        )
+    series, own, start = [], [], time.perf_counter()
     for b in range(episodes // batch):
         collect(env_id, policy(b), seed=1000 + b * tasks, pool=pool, **kw)
         series.append(round(rss_mb(os.getpid()), 1))
+        own.append(round(rss_mb(os.getpid(), children=False), 1))
     if pool is not None:
         pool.close()
-    print(json.dumps({"rss": series, "seconds": time.perf_counter() - start}))
+    print(json.dumps({"rss": series, "own": own, "seconds": time.perf_counter() - start}))
 
 
-def run_child(env: str, mode: str, episodes: int, batch: int) -> dict:
+def run_child(env: str, mode: str, episodes: int, batch: int, recycle_after: int) -> dict:
     cmd = [sys.executable, __file__, "--child", env, mode, str(episodes), str(batch)]
+    cmd.append(str(recycle_after))
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -105,32 +118,36 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--today-episodes", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("bench/results/memory.md"))
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--recycle-after", type=int, default=20)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        env, mode, episodes, batch = args.child
-        child(env, mode, int(episodes), int(batch))
+        env, mode, episodes, batch, recycle_after = args.child
+        child(env, mode, int(episodes), int(batch), int(recycle_after))
         return
     lines = [
         "# bench/memory.py: resident memory over many episodes\n",
         f"Command: `python {' '.join(sys.argv)}`  ",
         f"Machine: {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"batches of {args.batch} episodes, growth measured after {args.warmup} warm-up episodes\n",
+        "RSS: the collecting process and its env workers; trainer: that process alone.\n",
         "| env | collection | episodes | RSS after warm-up (MB) | RSS at end (MB) | growth (MB) "
-        "| growth per 100 episodes (MB) | seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| growth per 100 episodes (MB) | max after warm-up (MB) | trainer growth (MB) "
+        "| seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     warm = max(args.warmup // args.batch, 1)
     for env in args.envs.split(","):
         for mode in args.modes.split(","):
             episodes = args.today_episodes if mode == "today" else args.episodes
-            result = run_child(env, mode, episodes, args.batch)
-            rss = result["rss"]
+            result = run_child(env, mode, episodes, args.batch, args.recycle_after)
+            rss, own = result["rss"], result["own"]
             base, end = rss[warm - 1], rss[-1]
             per100 = (end - base) / max(episodes - warm * args.batch, 1) * 100
             row = (
                 f"| {env} | {mode} | {episodes} | {base:.1f} | {end:.1f} | {end - base:+.1f} "
-                f"| {per100:+.1f} | {result['seconds']:.0f} |"
+                f"| {per100:+.1f} | {max(rss[warm - 1 :]):.1f} | {own[-1] - own[warm - 1]:+.1f} "
+                f"| {result['seconds']:.0f} |"
             )
             print(row, "  series:", rss, flush=True)
             lines.append(row)

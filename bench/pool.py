@@ -9,7 +9,8 @@
   (``run_python``), then submits it (the hidden tests run in the sandbox too).
 - ``alfworld``: ALFWorld (random actions, 10 turns) collected batch after batch as the trainer
   does: today's ``collect`` without a pool (a new instance per episode) vs a kept pool whose
-  instances are reset, not rebuilt (in-process, and 2 worker processes).
+  instances are reset, not rebuilt (in-process, and 2 worker processes); each way in a fresh
+  process (ALFWorld's engine memoizes per process).
 
 For io and code, each executor (thread, process) and worker count N gets a kept pool; one
 warm-up batch (``tasks x group`` episodes) builds its instances, then ``repeats`` batches are
@@ -22,8 +23,11 @@ the in-process trajectories. Results go to ``--out`` (Markdown, with this comman
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -112,30 +116,51 @@ def throughput(name: str, args: argparse.Namespace, lines: list[str]) -> None:
     ]
 
 
+def alfworld_child(mode: str, batches: int, tasks: int, group: int) -> None:
+    """Collect ALFWorld batches one way (in this fresh process); print seconds and a digest."""
+    env_id = "agentgym/ALFWorld-v0"
+    kw = {"tasks": tasks, "group_size": group, "max_turns": 10}
+    pool = None
+    if mode != "today":
+        executor, workers = mode.split("x")
+        pool = EnvPool(env_id, max_turns=10, workers=int(workers), executor=executor)
+    # warm-up, untimed: imports; a pool also builds its instances (once per run in training)
+    warm = {**kw, "seed": 10**6} if pool else {**kw, "seed": 10**6, "tasks": 1, "group_size": 1}
+    collect(env_id, RandomPolicy(0), pool=pool, **warm)
+    digest = hashlib.sha256()
+    start = time.perf_counter()
+    for b in range(batches):
+        batch = collect(env_id, RandomPolicy(b), seed=100 * b, pool=pool, **kw)
+        digest.update(repr(batch.trajectories).encode())
+    seconds = time.perf_counter() - start
+    if pool is not None:
+        pool.close()
+    print(json.dumps({"seconds": seconds, "digest": digest.hexdigest()}))
+
+
 def alfworld(args: argparse.Namespace, lines: list[str]) -> None:
-    env_id, batches = "agentgym/ALFWorld-v0", args.alf_batches
-    kw = {"tasks": args.tasks, "group_size": args.group, "max_turns": 10}
-    rows = []
-
-    def batches_of(pool: EnvPool | None) -> tuple[float, list[Batch]]:
-        out: list[Batch] = []
-        start = time.perf_counter()
-        for b in range(batches):
-            out.append(collect(env_id, RandomPolicy(b), seed=100 * b, pool=pool, **kw))
-        return time.perf_counter() - start, out
-
-    collect(env_id, RandomPolicy(0), tasks=1, group_size=1, max_turns=1)  # imports, game cache
-    seconds, today = batches_of(None)
-    rows.append(("today: collect builds every episode", seconds))
-    for executor, workers in (("inline", 1), ("process", 2)):
-        with EnvPool(env_id, max_turns=10, workers=workers, executor=executor) as pool:
-            seconds, reused = batches_of(pool)
-        assert reused == today, f"{executor} pool gave other trajectories"
-        rows.append((f"kept pool, {executor} x{workers} (reset, not rebuilt)", seconds))
+    """Each way in a fresh process, so none inherits another's warm engine caches."""
+    batches, rows = args.alf_batches, []
+    labels = {
+        "today": "today: collect builds every episode",
+        "inlinex1": "kept pool, in-process (reset, not rebuilt)",
+        "processx2": "kept pool, 2 worker processes (reset, not rebuilt)",
+    }
+    digests = set()
+    for mode, label in labels.items():
+        cmd = [sys.executable, __file__, "--alf-child", mode, str(batches)]
+        cmd += [str(args.tasks), str(args.group)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        digests.add(result["digest"])
+        rows.append((label, result["seconds"]))
+        print(f"alfworld: {label}: {result['seconds']:.1f} s", flush=True)
+    assert len(digests) == 1, "the ways of collecting gave different trajectories"
     episodes = batches * args.tasks * args.group
     lines += [
-        f"\n## alfworld: {env_id}, {batches} batches of {args.tasks * args.group} episodes "
-        "(random actions, 10 turns)\n",
+        f"\n## alfworld: agentgym/ALFWorld-v0, {batches} batches of {args.tasks * args.group} "
+        "episodes (random actions, 10 turns, new seeds every batch; each way in a fresh process, "
+        "same trajectories)\n",
         "| collection | seconds | episodes/s | vs today |",
         "|---|---|---|---|",
         *(
@@ -143,8 +168,6 @@ def alfworld(args: argparse.Namespace, lines: list[str]) -> None:
             for label, s in rows
         ),
     ]
-    for label, s in rows:
-        print(f"alfworld: {label}: {s:.1f} s, {episodes / s:.2f} episodes/s", flush=True)
 
 
 def main() -> None:
@@ -156,7 +179,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--alf-batches", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("bench/results/pool.md"))
+    parser.add_argument("--alf-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.alf_child:
+        mode, batches, tasks, group = args.alf_child
+        alfworld_child(mode, int(batches), int(tasks), int(group))
+        return
     lines = [
         "# bench/pool.py: env pool throughput\n",
         f"Command: `python {' '.join(sys.argv)}`  ",

@@ -78,8 +78,8 @@ def test_the_envs_of_a_turn_step_in_parallel_across_workers(executor):
     batch = collect(
         FAULTY,
         RandomPolicy(0),
-        tasks=1,
-        group_size=2,
+        tasks=2,  # two groups: one per worker (a group's members share a worker)
+        group_size=1,
         max_turns=3,
         env_kwargs={"barrier": 2},
         workers=workers,
