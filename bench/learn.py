@@ -34,7 +34,7 @@ from agentgym.trainers.evals import eval_path
 from agentgym.trainers.loop import train
 
 
-def run_one(config: str, estimator: str, seed: int, runs: Path, extra: list[str]) -> Path:
+def run_one(config: str, estimator: str, seed: int, runs: Path, extra: list[str], tag: str) -> Path:
     cfg = load(
         TrainConfig,
         config,
@@ -42,7 +42,7 @@ def run_one(config: str, estimator: str, seed: int, runs: Path, extra: list[str]
             f"credit.estimator={estimator}",
             "credit.options={}",
             f"seed={seed}",
-            f"name=learn-{estimator}-s{seed}",
+            f"name={tag}-{estimator}-s{seed}",
             f"out_dir={runs}",
             *extra,
         ],
@@ -117,7 +117,9 @@ def plot(rows: list[dict], path: Path) -> None:
         for ax, phase in zip(axes, ("train", "eval"), strict=True):
             mine = [r for r in rows if r["estimator"] == est and r["phase"] == phase]
             iters = sorted({r["iteration"] for r in mine})
-            mean = [np.mean([r["success_rate"] for r in mine if r["iteration"] == i]) for i in iters]
+            mean = [
+                np.mean([r["success_rate"] for r in mine if r["iteration"] == i]) for i in iters
+            ]
             ax.plot(iters, mean, marker="o", label=est)
     axes[0].set_title("training-batch success (mean over seeds)")
     axes[1].set_title("greedy success on held-out tasks (mean over seeds)")
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     finals: dict[str, dict[int, list[dict]]] = {}
     for seed in args.seeds:  # every estimator of a seed before the next seed
         for est in args.estimators:
-            path = run_one(args.config, est, seed, Path(args.runs), args.set)
+            path = run_one(args.config, est, seed, Path(args.runs), args.set, args.tag)
             rows += metric_rows(path, est, seed)
             finals.setdefault(est, {})[seed] = final_outcomes(path)
     with open(out / f"{args.tag}.csv", "w", newline="") as f:
