@@ -92,12 +92,11 @@ def build_model(cfg: TrainConfig, device: str) -> tuple[torch.nn.Module, Any]:
 
 
 def _top_layers(model: torch.nn.Module, top: int) -> dict[str, Any]:
-    """peft arguments that restrict LoRA to the last ``top`` decoder layers (0: all)."""
-    if top <= 0:
-        return {}
+    """peft arguments that restrict LoRA to the last ``top`` decoder layers (0, or at least
+    the model's layer count: all layers)."""
     n = model.config.num_hidden_layers
-    if top > n:
-        raise ValueError(f"lora.top_layers={top} but the model has {n} decoder layers")
+    if top <= 0 or top >= n:
+        return {}
     return {"layers_to_transform": list(range(n - top, n)), "layers_pattern": "layers"}
 
 

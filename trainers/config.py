@@ -130,7 +130,7 @@ class LoraSection:
     )
     top_layers: int = param(
         0,
-        "Put adapters only in the last N decoder layers (0: all). The backward pass then stops "
+        "Put adapters only in the last N decoder layers (0 or >= the layer count: all). The backward pass then stops "
         "at the lowest adapted layer: fewer FLOPs per trained token, the gradient of the "
         "trained adapters still exact.",
     )
