@@ -85,7 +85,8 @@ class PolicySection:
     window: int = param(2, "Turns of history kept in 'window' mode.")
     max_batch: int = param(16, "Most conversations decoded together.")
     gpu_memory_utilization: float = param(
-        0.3, "vllm backend: share of the GPU the engine may take (the trained model needs the rest)."
+        0.3,
+        "vllm backend: share of the GPU the engine may take (the trained model needs the rest).",
     )
     vllm_sleep: bool = param(
         True, "vllm backend: release the engine's GPU memory during each update (sleep mode)."

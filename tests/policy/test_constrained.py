@@ -121,7 +121,9 @@ def test_long_actions_are_not_cut_at_max_new_tokens():
 def test_without_a_stated_constraint_the_reply_is_free():
     model, tok = models.tiny_model(seed=4)
     policy = HFPolicy(model, tok, action_mode="constrained")
-    (out,) = policy.generate([conv("f", info={})], SamplingParams(temperature=0.0, max_new_tokens=3))
+    (out,) = policy.generate(
+        [conv("f", info={})], SamplingParams(temperature=0.0, max_new_tokens=3)
+    )
     assert out.constraint == "" and 1 <= len(out.token_ids) <= 3
 
 

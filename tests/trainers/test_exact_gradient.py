@@ -17,11 +17,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from agentgym.constraint import ConstraintCompiler  # noqa: E402
 from agentgym.data import Batch, Trajectory, Turn  # noqa: E402
 from agentgym.policy import models  # noqa: E402
 from agentgym.policy.base import Conversation, SamplingParams  # noqa: E402
 from agentgym.policy.hf import HFPolicy  # noqa: E402
-from agentgym.constraint import ConstraintCompiler  # noqa: E402
 from agentgym.trainers.loss import LossConfig, ppo_loss, response_logprobs  # noqa: E402
 from agentgym.trainers.tensorize import collate, constrain, make_samples  # noqa: E402
 
