@@ -12,8 +12,9 @@ import torch
 
 pytest.importorskip("transformers")
 
+from tiny_runs import tiny_run_config
+
 from agentgym import credit  # noqa: E402
-from agentgym.config import load  # noqa: E402
 from agentgym.data import Batch, Trajectory  # noqa: E402
 from agentgym.rollout import collect  # noqa: E402
 from agentgym.trainers.async_rollout import VERSION_KEY, Rollouts, check_correction  # noqa: E402
@@ -37,25 +38,14 @@ UPDATE_STATS = ("loss", "grad_norm", "clipfrac", "ratio", "approx_kl", "entropy"
 
 
 def config(tmp_path, *extra: str) -> TrainConfig:
-    return load(
-        TrainConfig,
-        None,
-        [
-            f"out_dir={tmp_path}",
-            "name=async",
-            "policy.model=tiny",
-            "policy.device=cpu",
-            "policy.max_new_tokens=4",
-            "env.id=agentgym/KeyDoor-Small-v0",
-            "env.max_turns=3",
-            "env.tasks_per_iter=2",
-            "env.group_size=2",
-            "trainer.iterations=3",
-            "trainer.eval_episodes=2",
-            "trainer.lr=1e-3",
-            "reward.invalid_penalty=-0.1",
-            *extra,
-        ],
+    return tiny_run_config(
+        tmp_path,
+        "policy.device=cpu",
+        "trainer.eval_episodes=2",
+        "trainer.lr=1e-3",
+        "reward.invalid_penalty=-0.1",
+        *extra,
+        name="async",
     )
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny_runs import tiny_run_config
 
-from agentgym.config import load
 from agentgym.credit.diagnostics import credit_diagnostics
 from agentgym.credit.gigpo import GiGPOConfig
-from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.evals import EvalSeedOverlapError, check_eval_seeds, eval_path
 from agentgym.trainers.loop import train
 from agentgym.trainers.progress import TensorBoardReporter
@@ -18,23 +17,7 @@ pytest.importorskip("transformers")
 
 
 def config(tmp_path, *extra):
-    return load(
-        TrainConfig,
-        None,
-        [
-            f"out_dir={tmp_path}",
-            "name=tiny",
-            "policy.model=tiny",
-            "policy.max_new_tokens=4",
-            "env.id=agentgym/KeyDoor-Small-v0",
-            "env.max_turns=3",
-            "env.tasks_per_iter=2",
-            "env.group_size=2",
-            "trainer.iterations=3",
-            "trainer.eval_episodes=3",
-            *extra,
-        ],
-    )
+    return tiny_run_config(tmp_path, "trainer.eval_episodes=3", *extra)
 
 
 def test_overlapping_eval_seeds_are_refused_before_anything_is_written(tmp_path):

@@ -2,35 +2,22 @@
 
 import numpy as np
 import pytest
+from tiny_runs import tiny_run_config
 
-from agentgym.config import load
 from agentgym.store import Run
 from agentgym.trainers import checkpoint
-from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.loop import RunExistsError, train
 
 pytest.importorskip("transformers")
 
 
 def tiny_config(tmp_path, *extra):
-    return load(
-        TrainConfig,
-        None,
-        [
-            f"out_dir={tmp_path}",
-            "name=tiny",
-            "policy.model=tiny",
-            "policy.max_new_tokens=4",
-            "env.id=agentgym/KeyDoor-Small-v0",
-            "env.max_turns=3",
-            "env.tasks_per_iter=2",
-            "env.group_size=2",
-            "trainer.iterations=3",
-            "trainer.eval_episodes=2",
-            "trainer.lr=1e-3",
-            "reward.invalid_penalty=-0.1",
-            *extra,
-        ],
+    return tiny_run_config(
+        tmp_path,
+        "trainer.eval_episodes=2",
+        "trainer.lr=1e-3",
+        "reward.invalid_penalty=-0.1",
+        *extra,
     )
 
 

@@ -15,11 +15,10 @@ import os
 import numpy as np
 import pytest
 import torch
+from tiny_runs import tiny_run_config
 
-from agentgym.config import load
 from agentgym.store import Run
 from agentgym.trainers import checkpoint, loop
-from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.loop import train
 from agentgym.trainers.resume import ConfigChangedError
 
@@ -29,27 +28,15 @@ EVAL_KEYS = ("episodes", "success_rate", "mean_turns", "mean_return")
 
 
 def config(out, *extra):
-    return load(
-        TrainConfig,
-        None,
-        [
-            f"out_dir={out}",
-            "name=tiny",
-            "policy.model=tiny",
-            "policy.max_new_tokens=4",
-            "env.id=agentgym/KeyDoor-Small-v0",
-            "env.max_turns=3",
-            "env.tasks_per_iter=2",
-            "env.group_size=2",
-            "trainer.iterations=3",
-            "trainer.eval_every=2",  # evaluations after iterations 0, 2 and 3
-            "trainer.eval_episodes=3",
-            "trainer.eval_temperature=1.0",  # sampled: the eval stream matters
-            "trainer.warmup_iters=2",
-            "trainer.lr=1e-3",
-            "reward.invalid_penalty=-0.1",
-            *extra,
-        ],
+    return tiny_run_config(
+        out,
+        "trainer.eval_every=2",  # evaluations after iterations 0, 2 and 3
+        "trainer.eval_episodes=3",
+        "trainer.eval_temperature=1.0",  # sampled: the eval stream matters
+        "trainer.warmup_iters=2",
+        "trainer.lr=1e-3",
+        "reward.invalid_penalty=-0.1",
+        *extra,
     )
 
 
