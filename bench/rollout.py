@@ -38,8 +38,8 @@ def observation(rng: random.Random, turn: int) -> str:
     )
 
 
-def play(policy: HFPolicy, batch: int, turns: int, new_tokens: int, seed: int) -> dict:
-    """One rollout of ``batch`` conversations x ``turns`` turns; returns timings and counts."""
+def conversations(batch: int, seed: int) -> tuple[list[random.Random], list[Conversation]]:
+    """``batch`` fresh conversations (system prompt + first observation) and their text streams."""
     rngs = [random.Random(seed + i) for i in range(batch)]
     convs = [
         Conversation(
@@ -51,6 +51,12 @@ def play(policy: HFPolicy, batch: int, turns: int, new_tokens: int, seed: int) -
         )
         for i in range(batch)
     ]
+    return rngs, convs
+
+
+def play(policy: HFPolicy, batch: int, turns: int, new_tokens: int, seed: int) -> dict:
+    """One rollout of ``batch`` conversations x ``turns`` turns; returns timings and counts."""
+    rngs, convs = conversations(batch, seed)
     sampling = SamplingParams(temperature=0.0, max_new_tokens=new_tokens)
     before = dict(policy.stats)
     turn_s, texts, generated = [], [], 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -25,9 +24,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rollout import SYSTEM, observation  # noqa: E402
+from rollout import conversations, observation  # noqa: E402
 
-from agentgym.policy.base import Conversation, SamplingParams  # noqa: E402
+from agentgym.policy.base import SamplingParams  # noqa: E402
 from agentgym.policy.hf import HFPolicy  # noqa: E402
 from agentgym.policy.models import load_model  # noqa: E402
 from agentgym.policy.sampling import token_logprobs  # noqa: E402
@@ -36,17 +35,7 @@ from agentgym.policy.vllm import VLLMPolicy, resolve_model  # noqa: E402
 
 def play(policy, batch: int, turns: int, new_tokens: int, seed: int) -> dict:
     """``batch`` conversations × ``turns`` turns; returns time, tokens and the completions."""
-    rngs = [random.Random(seed + i) for i in range(batch)]
-    convs = [
-        Conversation(
-            key=f"ep{i}",
-            messages=[
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": observation(rngs[i], 0)},
-            ],
-        )
-        for i in range(batch)
-    ]
+    rngs, convs = conversations(batch, seed)
     sampling = SamplingParams(temperature=1.0, max_new_tokens=new_tokens, seed=seed)
     history = []
     start = time.perf_counter()
