@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,7 @@ def run_one(config: str, estimator: str, seed: int, runs: Path, extra: list[str]
             f"seed={seed}",
             f"name={tag}-{estimator}-s{seed}",
             f"out_dir={runs}",
+            "trainer.keep_checkpoints=1",  # 15 full-weight runs x 2 checkpoints filled 50 GB
             *extra,
         ],
     )
@@ -52,6 +54,7 @@ def run_one(config: str, estimator: str, seed: int, runs: Path, extra: list[str]
         t0 = time.perf_counter()
         train(cfg, resume=True)
         print(f"{estimator} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+        shutil.rmtree(path / "checkpoints", ignore_errors=True)  # finished: nothing to resume
     return path
 
 

@@ -48,6 +48,37 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
+def _tensor_bytes(obj: Any) -> int:
+    """Bytes of every tensor inside a (nested) state dict."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def check_space(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Raise a clear error when ``folder``'s disk cannot hold one more checkpoint.
+
+    The estimate is the trainable weights plus the optimizer state; the previous checkpoint
+    stays intact, so the run can resume once space is freed. Returns the estimate in bytes.
+    """
+    need = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    need += _tensor_bytes(optimizer.state_dict()["state"]) + (1 << 20)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise OSError(
+            f"not enough disk space for a checkpoint in {folder}: it needs about "
+            f"{need / 2**30:.2f} GiB and {free / 2**30:.2f} GiB are free. Free some space "
+            "(old runs' checkpoints/ folders can go), set out_dir to a larger disk, lower "
+            "trainer.keep_checkpoints, or train LoRA adapters (lora.rank>0) whose checkpoints "
+            "are small; then resume with the same command."
+        )
+    return need
+
+
 def _fsync(path: Path) -> None:
     """Flush a file's or a folder's contents (a folder: its entries) to the disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -71,6 +102,7 @@ def save(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"iter-{iteration:05d}"
+    check_space(folder, model, optimizer)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
     try:
         torch.save(trainable_state(model), tmp / "trainable.pt")

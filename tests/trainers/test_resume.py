@@ -233,3 +233,24 @@ def test_eval_at_start_can_be_turned_off():
     assert eval_due(TrainerSection(iterations=3), 0)
     off = TrainerSection(iterations=3, eval_at_start=False)
     assert not eval_due(off, 0) and eval_due(off, 3) and not eval_due(off, 1)
+
+
+def test_a_full_disk_names_the_problem_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from agentgym.policy.models import tiny_model
+
+    model, _ = tiny_model(seed=0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.tensor([[1, 2, 3]])).logits.sum().backward()
+    opt.step()  # Adam state now holds two tensors per weight
+    first = checkpoint.save(tmp_path, 1, model, opt, None)
+    need = checkpoint.check_space(tmp_path, model, opt)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert need >= 3 * weights  # weights + exp_avg + exp_avg_sq
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda _: usage(10**12, 0, need - 1))
+    with pytest.raises(OSError, match="not enough disk space.*keep_checkpoints"):
+        checkpoint.save(tmp_path, 2, model, opt, None)
+    assert checkpoint.latest(tmp_path) == first
+    assert not list(tmp_path.glob(".iter-*"))  # no half-written folder left behind
