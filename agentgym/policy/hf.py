@@ -197,13 +197,9 @@ class HFPolicy:
             n = self._seed_calls[sampling.seed] = self._seed_calls.get(sampling.seed, -1) + 1
             stream = (sampling.seed * 1_000_003 + n) % 2**63
             generator = torch.Generator(device=self.device).manual_seed(stream)
-        # Similar lengths share a chunk, so less padding; the order is deterministic.
-        order = sorted(range(len(rows)), key=lambda i: -(rows[i].start + len(rows[i].feed)))
         with torch.inference_mode():
-            for lo in range(0, len(order), self.max_batch):
-                self._decode(
-                    [rows[i] for i in order[lo : lo + self.max_batch]], sampling, generator
-                )
+            for chunk in chunk_rows([len(r.feed) for r in rows], self.max_batch):
+                self._decode([rows[i] for i in chunk], sampling, generator)
         if self.reuse_cache:
             for row in rows:
                 self._episodes[row.key] = self._remember(row)
@@ -336,10 +332,19 @@ class HFPolicy:
 
     def _decode(self, rows: list[_Row], sampling: SamplingParams, generator) -> None:
         """Prefill the chunk's new tokens, then sample until every row has stopped."""
-        layers, ids, mask, positions = self._prefill_inputs(rows)
+        # Rows that start the same prompt (a group's episodes at turn 0) share one prefill.
+        fresh = all(r.kv is None for r in rows)
+        first: dict[tuple[int, ...], int] = {}
+        unique = [first.setdefault(tuple(r.feed), i) for i, r in enumerate(rows)] if fresh else []
+        prefill = sorted(set(unique)) if fresh else list(range(len(rows)))
+        layers, ids, mask, positions = self._prefill_inputs([rows[i] for i in prefill])
         cache = kvcache.to_cache(layers)
-        self.stats["prefill_tokens"] += sum(len(r.feed) for r in rows)
-        logits = self._forward(ids, mask, positions, cache)  # [B, V]
+        self.stats["prefill_tokens"] += sum(len(rows[i].feed) for i in prefill)
+        logits = self._forward(ids, mask, positions, cache)  # [B', V]
+        if len(prefill) < len(rows):  # copy each shared prefill to the rows that share it
+            idx = torch.tensor([prefill.index(u) for u in unique], device=self.device)
+            cache = kvcache.to_cache(kvcache.select_rows(kvcache.from_cache(cache), idx))
+            logits, mask, positions = logits[idx], mask[idx], positions[idx]
         next_pos = positions[:, -1] + 1  # [B]
         live = list(range(len(rows)))  # rows[live[b]] is batch row b
         while True:
@@ -405,6 +410,37 @@ class HFPolicy:
             row.text = self._decode_text(row.response)
             return True
         return False
+
+
+CHUNK_COST = 64
+"""Padded prefill tokens one more chunk is worth: its extra decoding steps (a CPU forward of a
+few tokens costs about as much as prefilling this many)."""
+
+
+def chunk_rows(
+    feeds: Sequence[int], max_batch: int, chunk_cost: int = CHUNK_COST
+) -> list[list[int]]:
+    """Split rows (by their fed-token counts) into chunks of at most ``max_batch`` rows.
+
+    A chunk's prefill is left-padded to its longest feed, so rows are sorted by feed length
+    and cut where the padding saved beats ``chunk_cost``: the partition of the sorted rows into
+    contiguous chunks that minimises ``sum(len(chunk) * longest + chunk_cost)`` (exact dynamic
+    programme, n <= a few hundred). Deterministic for given feeds.
+    """
+    order = sorted(range(len(feeds)), key=lambda i: (-feeds[i], i))
+    n = len(order)
+    best = [0.0] + [float("inf")] * n  # best[j]: cost of the first j sorted rows
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(max(0, j - max_batch), j):  # chunk = sorted rows i..j-1
+            cost = best[i] + (j - i) * feeds[order[i]] + chunk_cost
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    chunks, j = [], n
+    while j > 0:
+        chunks.append(order[cut[j] : j])
+        j = cut[j]
+    return chunks[::-1]
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:

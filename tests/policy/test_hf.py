@@ -261,3 +261,29 @@ def test_context_overflow_is_a_clear_error():
     model.config.max_position_embeddings = 40
     with pytest.raises(ValueError, match="past the model's 40"):
         HFPolicy(model, tokenizer).generate(make_convs(1), GREEDY)
+
+
+def test_a_shared_first_prompt_is_prefilled_once_and_replies_as_if_alone(tiny):
+    """A group's episodes start from the same prompt: one prefill, then each goes its own way."""
+
+    def group():  # two groups of three identical starts, keys differ
+        convs = make_convs(2)
+        return [
+            Conversation(key=f"{c.key}#{k}", messages=[dict(m) for m in c.messages])
+            for c in convs
+            for k in range(3)
+        ]
+
+    shared = HFPolicy(*tiny)
+    together = play(shared, group(), GREEDY, turns=2)
+    fresh = models.tiny_model(seed=0)
+    first_prompts = {tuple(c.prompt_ids) for c in together[0]}
+    assert len(first_prompts) == 2
+    for i, conv in enumerate(group()):
+        alone = play(HFPolicy(*fresh), [conv], GREEDY, turns=2)
+        for turn in range(2):
+            assert alone[turn][0].token_ids == together[turn][i].token_ids
+            assert alone[turn][0].logprobs == pytest.approx(together[turn][i].logprobs, abs=1e-5)
+    solo = HFPolicy(*fresh)
+    solo.generate(group(), GREEDY)
+    assert solo.stats["prefill_tokens"] == sum(len(p) for p in first_prompts)  # not 6 prompts
