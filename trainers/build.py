@@ -18,6 +18,7 @@ import torch
 from agentgym.config import to_dict
 from agentgym.evaluate import EvalResult, evaluate
 from agentgym.policy.base import Policy, SamplingParams
+from agentgym.policy.prefix import frozen_layers
 from agentgym.pool import EnvPool
 from agentgym.prompting import action_format
 from agentgym.store import Run
@@ -133,6 +134,26 @@ def build_policy(
         history=cfg.policy.history,
         action_mode=cfg.policy.decoding,
     )
+
+
+def capture_prefix(
+    cfg: TrainConfig, policy: Policy, model: torch.nn.Module, ranks: distributed.Ranks
+) -> int:
+    """Have an hf policy record the hidden states entering the first trainable layer, when the
+    update can use them (``trainer.reuse_rollout_states``); return that layer (0: off)."""
+    tc = cfg.trainer
+    layout = cfg.policy.history if tc.layout == "auto" else tc.layout
+    usable = (
+        tc.reuse_rollout_states
+        and hasattr(policy, "capture_prefix")
+        and ranks.world_size == 1
+        and tc.max_staleness == 0
+        and layout == "full"
+    )
+    layer = frozen_layers(model) if usable else 0
+    if layer:
+        policy.capture_prefix(layer)
+    return layer
 
 
 def sampling_params(

@@ -65,7 +65,7 @@ def check_space(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Opt
     The estimate is the trainable weights plus the optimizer state; the previous checkpoint
     stays intact, so the run can resume once space is freed. Returns the estimate in bytes.
     """
-    need = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    need = sum(p.numel() * p.element_size() for _, p in model.named_parameters() if p.requires_grad)
     need += _tensor_bytes(optimizer.state_dict()["state"]) + (1 << 20)
     free = shutil.disk_usage(folder).free
     if free < need:

@@ -187,6 +187,12 @@ class TrainerSection:
         "(0: off; > 0 implies recompute_old_logprobs).",
     )
     gradient_checkpointing: bool = param(False, "Trade compute for memory in the backward pass.")
+    reuse_rollout_states: bool = param(
+        True,
+        "With the embedding and the first layers frozen (LoRA on the top layers), train from the "
+        "hidden states the rollout computed below them instead of re-running those layers "
+        "(hf backend, one process, synchronous, full layout; checked against a full forward).",
+    )
     checkpoint_every: int = param(1, "Save a checkpoint every this many iterations.")
     keep_checkpoints: int = param(2, "Most recent checkpoints kept.")
     eval_every: int = param(0, "Evaluate every this many iterations (0: only before and after).")

@@ -32,6 +32,7 @@ from agentgym.trainers.build import (  # noqa: F401 - re-exported: tests and eva
     RunExistsError,
     build_model,
     build_policy,
+    capture_prefix,
     collect_kwargs,
     env_pool,
     iteration_seed,
@@ -49,7 +50,7 @@ from agentgym.trainers.llds import check_layout
 from agentgym.trainers.loss import LossConfig
 from agentgym.trainers.resume import check_resume_config, eval_due
 from agentgym.trainers.shaping import shape_rewards
-from agentgym.trainers.tensorize import constrain, make_samples
+from agentgym.trainers.tensorize import check_prefix, constrain, make_samples
 from agentgym.trainers.update import (
     eval_mode,
     ppo_update,
@@ -145,6 +146,7 @@ def train(
     device = ranks.device(resolve_device(cfg.policy.device))
     model, tokenizer = build_model(cfg, device)
     policy = build_policy(cfg, model, tokenizer, device, ranks)
+    prefix_layer = capture_prefix(cfg, policy, model, ranks)  # 0: the update runs every layer
     tc = cfg.trainer
     trained = distributed.wrap(model, ranks, tc.strategy)  # DDP/FSDP2, or the model itself
     params = [p for p in trained.parameters() if p.requires_grad]
@@ -200,7 +202,10 @@ def train(
         t0 = time.perf_counter()
         # 1. collect: tasks × group_size episodes (each rank its share, gathered), in step
         #    with the update or ahead of it in a thread (trainer.max_staleness)
+        if prefix_layer:
+            policy.pop_prefix_states()  # an evaluation's
         batch = rollouts.get(it)
+        states = (prefix_layer, policy.pop_prefix_states()) if prefix_layer else None
         t_rollout = time.perf_counter() - t0
         # episodes whose env raised or hung stay out of credit and loss (env.faults), or stop
         # the run when too many did (env.max_fault_rate)
@@ -214,7 +219,9 @@ def train(
         t1 = time.perf_counter()
         keep, filtered = keep_groups(shaped, tc.filter_groups)  # [N] trajectories in the update
         kept, kept_advantages = select_trajectories(batch, advantages, keep)
-        samples = constrain(make_samples(kept, kept_advantages, layout), kept, constraints)
+        samples = make_samples(kept, kept_advantages, layout, states)
+        samples = check_prefix(constrain(samples, kept, constraints))
+        del states
         rollouts.before_update()
         stats = ppo_update(
             trained,
@@ -257,6 +264,8 @@ def train(
             **filtered,
             **credit_diagnostics(shaped, credit_cfg),  # what credit had to work with
             **rollouts.stats,
+            "reused_states_share": sum(s.prefix is not None for s in samples)
+            / max(len(samples), 1),
             "rollout_s": t_rollout,
             "update_s": t_update,
             "rollout_tokens_per_s": outcome["response_tokens"] / max(t_rollout, 1e-9),

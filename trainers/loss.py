@@ -6,12 +6,14 @@ positions where ``TensorBatch.loss_mask`` is True (row-major order).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
 from agentgym.constraint import unpack
+from agentgym.policy.prefix import top_logits
 from agentgym.policy.sampling import restricted_entropy, scaled_log_probs
 from agentgym.trainers.kl import KLEstimator, KLPlacement, check_kl_choice, kl_terms
 from agentgym.trainers.tensorize import TensorBatch
@@ -32,9 +34,40 @@ def response_logits(model: torch.nn.Module, tb: TensorBatch) -> torch.Tensor:
     logit scaling) is included, exactly as in generation. Only the positions that predict a
     response token go through the LM head (``logits_to_keep`` as a boolean mask), so memory is
     O(N·V), not O(B·L·V); models whose forward lacks that argument compute all logits.
+
+    With ``tb.prefix`` (the rollout's states entering the first trainable layer), only the
+    layers from there up run (:func:`agentgym.policy.prefix.top_logits`); the first such batch
+    of a model class is checked against a full forward.
     """
     predicts = torch.zeros_like(tb.loss_mask)
     predicts[:, :-1] = tb.loss_mask[:, 1:]  # position p predicts token p + 1
+    if tb.prefix is not None and _TOP_OK.get(type(model)) is not False:
+        top = top_logits(model, tb.prefix.states, tb.attention_mask, predicts, tb.prefix.layer)
+        if top is not None and type(model) not in _TOP_OK:  # first use: check once
+            with torch.no_grad():
+                full = _full_logits(model, tb, predicts)
+            fed = tb.prefix.states.abs().amax(-1)[predicts] > 0  # unfed tail: zero states
+            _TOP_OK[type(model)] = agrees(top.detach()[fed], full[fed])
+            if not _TOP_OK[type(model)]:
+                warnings.warn(
+                    f"{type(model).__name__}: logits from the rollout's frozen-layer states "
+                    "differ from a full forward; training with full forwards",
+                    stacklevel=2,
+                )
+        if top is not None and _TOP_OK.get(type(model)):
+            return top
+    return _full_logits(model, tb, predicts)
+
+
+def agrees(top: torch.Tensor, full: torch.Tensor) -> bool:
+    """Whether two logit tensors match to floating-point rounding (1e-3 of their scale)."""
+    if top.shape != full.shape:
+        return False
+    scale = 1.0 + float(full.abs().max()) if full.numel() else 1.0
+    return bool(torch.allclose(top, full, rtol=0, atol=1e-3 * scale))
+
+
+def _full_logits(model: torch.nn.Module, tb: TensorBatch, predicts: torch.Tensor) -> torch.Tensor:
     if _KEEP_MASK.get(type(model)) is not False:
         try:
             out = model(
@@ -54,6 +87,9 @@ def response_logits(model: torch.nn.Module, tb: TensorBatch) -> torch.Tensor:
 
 _KEEP_MASK: dict[type, bool] = {}
 """Whether a model class's forward takes ``logits_to_keep`` as a boolean mask."""
+_TOP_OK: dict[type, bool] = {}
+"""Whether a model class's logits from recorded frozen-layer states match its full forward
+(checked on its first batch that has them)."""
 
 
 def response_logprobs(

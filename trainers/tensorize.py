@@ -23,7 +23,7 @@ Shapes: B samples, L = longest sample. Position p of ``loss_mask``, ``old_logpro
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,8 +32,11 @@ import torch
 
 from agentgym.constraint import ConstraintCompiler
 from agentgym.data import Batch, Trajectory
+from agentgym.policy.prefix import Prefix, tail_is_forced
 
 Layout = Literal["full", "window"]
+PrefixStates = tuple[int, Mapping[str, list[torch.Tensor]]]
+"""A policy's recorded states: the layer they enter, and per trajectory id its segments."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class Sample:
     """Flat batch turn index of each response token, -1 elsewhere."""
     allowed: tuple[np.ndarray | None, ...] = ()
     """Packed allowed-token bitmask of each token (None: unconstrained); ``()``: none at all."""
+    prefix: Prefix | None = None
+    """The rollout's hidden states below the trainable layers for the fed tokens (a prefix of
+    ``input_ids``), when recorded (see :mod:`agentgym.policy.prefix`)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,9 @@ class TensorBatch:
     allowed: torch.Tensor | None = None
     """[N, W] int32 packed allowed-token bitmasks of the N loss positions (row-major), all bits
     set where a token is unconstrained; None when no token of the batch is constrained."""
+    prefix: Prefix | None = None
+    """Hidden states [B, L, D] entering layer ``prefix.layer`` (zeros past each row's fed
+    tokens) when every sample has them; the loss then runs only the layers from there up."""
 
     @property
     def num_tokens(self) -> int:
@@ -86,12 +95,19 @@ def _check_tokens(traj: Trajectory) -> None:
             )
 
 
-def full_history_samples(batch: Batch, advantages: np.ndarray) -> list[Sample]:
+def full_history_samples(
+    batch: Batch, advantages: np.ndarray, prefix_states: PrefixStates | None = None
+) -> list[Sample]:
     """One sample per trajectory (requires full-history rollouts), or one per run of turns
     between turns whose prompt started a new sequence (``Turn.new_sequence``): such a turn's
-    ``prompt_ids`` are its whole prompt, and the model did not see the earlier turns' tokens."""
+    ``prompt_ids`` are its whole prompt, and the model did not see the earlier turns' tokens.
+
+    ``prefix_states``: the policy's recorded hidden states (layer, per trajectory id its
+    segments); a sample gets its segment when the trajectory has one per sample and it does
+    not cover more tokens than the sample."""
     samples = []
     for traj, offset in zip(batch.trajectories, batch.traj_offset, strict=True):
+        first = len(samples)
         if traj.metadata.get("history", "full") != "full":
             raise ValueError(
                 f"trajectory {traj.traj_id!r} was collected with a history window; "
@@ -115,6 +131,14 @@ def full_history_samples(batch: Batch, advantages: np.ndarray) -> list[Sample]:
             adv += [0.0] * n_p + [a] * n_r
             tid += [-1] * n_p + [int(offset + i)] * n_r
         samples.append(Sample(ids, mask, old, adv, tid))
+        if prefix_states is not None:
+            layer, states = prefix_states
+            segments = states.get(traj.traj_id, [])
+            if len(segments) == len(samples) - first:
+                for j, seg in enumerate(segments):
+                    if len(seg) <= len(samples[first + j].input_ids):
+                        prefix = Prefix(layer, seg)
+                        samples[first + j] = dataclasses.replace(samples[first + j], prefix=prefix)
     return samples
 
 
@@ -144,12 +168,18 @@ def window_samples(batch: Batch, advantages: np.ndarray) -> list[Sample]:
     return samples
 
 
-def make_samples(batch: Batch, advantages: np.ndarray, layout: Layout) -> list[Sample]:
-    """Samples of ``batch`` in ``layout`` with per-turn ``advantages[T]``."""
+def make_samples(
+    batch: Batch,
+    advantages: np.ndarray,
+    layout: Layout,
+    prefix_states: PrefixStates | None = None,
+) -> list[Sample]:
+    """Samples of ``batch`` in ``layout`` with per-turn ``advantages[T]`` (``prefix_states``:
+    see :func:`full_history_samples`; the window layout does not use them)."""
     if advantages.shape != (batch.num_turns,):
         raise ValueError(f"advantages of shape {advantages.shape}, want ({batch.num_turns},)")
     if layout == "full":
-        return full_history_samples(batch, advantages)
+        return full_history_samples(batch, advantages, prefix_states)
     if layout == "window":
         return window_samples(batch, advantages)
     raise ValueError(f"unknown layout {layout!r}; use 'full' or 'window'")
@@ -183,6 +213,17 @@ def constrain(
     return out
 
 
+def check_prefix(samples: Sequence[Sample]) -> list[Sample]:
+    """``samples`` with the recorded states dropped where a token past them is predicted
+    freely (after :func:`constrain`: the tokens the rollout never fed must be forced)."""
+    return [
+        s
+        if s.prefix is None or tail_is_forced(len(s.prefix.states), s.loss_mask, s.allowed)
+        else dataclasses.replace(s, prefix=None)
+        for s in samples
+    ]
+
+
 def collate(samples: Sequence[Sample], pad_id: int = 0) -> TensorBatch:
     """Right-pad samples into a :class:`TensorBatch`."""
     if not samples:
@@ -204,7 +245,20 @@ def collate(samples: Sequence[Sample], pad_id: int = 0) -> TensorBatch:
         adv[row, :n] = torch.tensor(s.advantages, dtype=torch.float32)
         tid[row, :n] = torch.tensor(s.turn_ids, dtype=torch.long)
     mask[:, 0] = False  # position 0 has no prediction
-    return TensorBatch(ids, attn, mask, old, adv, tid, _collate_allowed(samples, mask))
+    allowed = _collate_allowed(samples, mask)
+    return TensorBatch(ids, attn, mask, old, adv, tid, allowed, _collate_prefix(samples, length))
+
+
+def _collate_prefix(samples: Sequence[Sample], length: int) -> Prefix | None:
+    """The samples' recorded states right-padded with zeros to [B, length, D], when all have
+    them at the same layer."""
+    if any(s.prefix is None for s in samples) or len({s.prefix.layer for s in samples}) != 1:
+        return None
+    first = samples[0].prefix.states
+    states = first.new_zeros(len(samples), length, first.shape[-1])
+    for row, s in enumerate(samples):
+        states[row, : len(s.prefix.states)] = s.prefix.states
+    return Prefix(samples[0].prefix.layer, states)
 
 
 def _collate_allowed(samples: Sequence[Sample], mask: torch.Tensor) -> torch.Tensor | None:

@@ -63,6 +63,7 @@ from agentgym.constraint import (
 from agentgym.policy import kvcache
 from agentgym.policy.base import Completion, Conversation, SamplingParams, check_request
 from agentgym.policy.kvcache import SeqKV
+from agentgym.policy.prefix import PrefixStates
 from agentgym.policy.sampling import find_stop, sample_next
 
 HISTORY_MODES = ("full", "window")
@@ -164,6 +165,8 @@ class HFPolicy:
         """Counters: tokens prefilled / sampled, suffix fallbacks, caches dropped as not continuing."""
         self._episodes: dict[str, _Episode] = {}
         self._seed_calls: dict[int, int] = {}
+        self.prefix: PrefixStates | None = None
+        """Hidden states below the trainable layers, kept for the trainer (``capture_prefix``)."""
         base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
         params = inspect.signature(base.forward).parameters
         self._logits_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
@@ -219,6 +222,18 @@ class HFPolicy:
         """Drop the token history and KV cache of these conversations (unknown keys are fine)."""
         for key in keys:
             self._episodes.pop(key, None)
+
+    def capture_prefix(self, layer: int | None) -> None:
+        """Keep the hidden states entering decoder layer ``layer`` of every fed token, per
+        conversation, for :meth:`pop_prefix_states` (None: stop; see
+        :mod:`agentgym.policy.prefix`)."""
+        if self.prefix is not None:
+            self.prefix.remove()
+        self.prefix = PrefixStates(self.model, layer) if layer else None
+
+    def pop_prefix_states(self) -> dict[str, list[torch.Tensor]]:
+        """Per conversation key, its segments of recorded hidden states; forgotten here."""
+        return self.prefix.pop() if self.prefix is not None else {}
 
     @property
     def cached_keys(self) -> list[str]:
@@ -341,10 +356,16 @@ class HFPolicy:
         cache = kvcache.to_cache(layers)
         self.stats["prefill_tokens"] += sum(len(rows[i].feed) for i in prefill)
         logits = self._forward(ids, mask, positions, cache)  # [B', V]
+        idx = None
         if len(prefill) < len(rows):  # copy each shared prefill to the rows that share it
             idx = torch.tensor([prefill.index(u) for u in unique], device=self.device)
             cache = kvcache.to_cache(kvcache.select_rows(kvcache.from_cache(cache), idx))
             logits, mask, positions = logits[idx], mask[idx], positions[idx]
+        if self.prefix is not None:
+            keys = [r.key for r in rows]
+            self.prefix.prefilled(
+                keys, [r.kv is None for r in rows], [len(r.feed) for r in rows], idx
+            )
         next_pos = positions[:, -1] + 1  # [B]
         live = list(range(len(rows)))  # rows[live[b]] is batch row b
         while True:
@@ -377,6 +398,8 @@ class HFPolicy:
                 live = [live[b] for b in keep]
             mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
             logits = self._forward(tokens[:, None], mask, next_pos[:, None], cache)
+            if self.prefix is not None:
+                self.prefix.stepped([rows[i].key for i in live])
             next_pos = next_pos + 1
 
     def _allowed(self, rows: list[_Row], vocab: int) -> torch.Tensor | None:
