@@ -65,11 +65,9 @@ from agentgym.policy.base import Completion, Conversation, SamplingParams, check
 from agentgym.policy.kvcache import SeqKV
 from agentgym.policy.prefix import PrefixStates
 from agentgym.policy.sampling import find_stop, sample_next
+from agentgym.policy.token_prompts import HISTORY_MODES, closing_increment, increment
 
-HISTORY_MODES = ("full", "window")
 ACTION_MODES = ("generate", "constrained")
-_PROBE = "\x00agentgym-probe\x00"
-_BASE_CHAT = [{"role": "user", "content": "u"}, {"role": "assistant", "content": _PROBE}]
 
 
 @dataclass
@@ -201,7 +199,7 @@ class HFPolicy:
             stream = (sampling.seed * 1_000_003 + n) % 2**63
             generator = torch.Generator(device=self.device).manual_seed(stream)
         with torch.inference_mode():
-            for chunk in chunk_rows([len(r.feed) for r in rows], self.max_batch):
+            for chunk in kvcache.chunk_rows([len(r.feed) for r in rows], self.max_batch):
                 self._decode([rows[i] for i in chunk], sampling, generator)
         if self.reuse_cache:
             for row in rows:
@@ -281,27 +279,17 @@ class HFPolicy:
         self, ep: _Episode, messages: Sequence[dict[str, str]], rendered: str
     ) -> str | None:
         """Text to append after ``ep.text`` so the sequence continues as ``rendered`` does."""
-        if rendered.startswith(ep.text):
-            return rendered[len(ep.text) :]
+        suffix = increment(ep.text, rendered)
+        if suffix is not None:
+            return suffix
         # The history's text differs from the tokens fed (e.g. the reply was cut inside a
         # token, or edited): close the reply with the template's own marker and render only
         # the messages after the last assistant reply.
-        last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
-        if last < 0:
-            return None
-        try:
-            head = self._render(_BASE_CHAT, generation_prompt=False)
-            closing = head[head.index(_PROBE) + len(_PROBE) :]
-            full = self._render(_BASE_CHAT + list(messages[last + 1 :]))
-        except Exception:  # a template that will not render the probe chat
-            return None
-        if not full.startswith(head):
-            return None
-        eos = self.tokenizer.eos_token or ""
-        if ep.ended_eos and eos and closing.startswith(eos):
-            closing = closing[len(eos) :]
-        self.stats["fallbacks"] += 1
-        return closing + full[len(head) :]
+        eos = (self.tokenizer.eos_token or "") if ep.ended_eos else ""
+        suffix = closing_increment(self._render, messages, eos)
+        if suffix is not None:
+            self.stats["fallbacks"] += 1
+        return suffix
 
     def _remember(self, row: _Row) -> _Episode:
         return _Episode(
@@ -433,37 +421,6 @@ class HFPolicy:
             row.text = self._decode_text(row.response)
             return True
         return False
-
-
-CHUNK_COST = 64
-"""Padded prefill tokens one more chunk is worth: its extra decoding steps (a CPU forward of a
-few tokens costs about as much as prefilling this many)."""
-
-
-def chunk_rows(
-    feeds: Sequence[int], max_batch: int, chunk_cost: int = CHUNK_COST
-) -> list[list[int]]:
-    """Split rows (by their fed-token counts) into chunks of at most ``max_batch`` rows.
-
-    A chunk's prefill is left-padded to its longest feed, so rows are sorted by feed length
-    and cut where the padding saved beats ``chunk_cost``: the partition of the sorted rows into
-    contiguous chunks that minimises ``sum(len(chunk) * longest + chunk_cost)`` (exact dynamic
-    programme, n <= a few hundred). Deterministic for given feeds.
-    """
-    order = sorted(range(len(feeds)), key=lambda i: (-feeds[i], i))
-    n = len(order)
-    best = [0.0] + [float("inf")] * n  # best[j]: cost of the first j sorted rows
-    cut = [0] * (n + 1)
-    for j in range(1, n + 1):
-        for i in range(max(0, j - max_batch), j):  # chunk = sorted rows i..j-1
-            cost = best[i] + (j - i) * feeds[order[i]] + chunk_cost
-            if cost < best[j]:
-                best[j], cut[j] = cost, i
-    chunks, j = [], n
-    while j > 0:
-        chunks.append(order[cut[j] : j])
-        j = cut[j]
-    return chunks[::-1]
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from agentgym.policy.hf import chunk_rows
+from agentgym.policy.kvcache import chunk_rows
 
 
 def _cost(feeds, chunks, chunk_cost):
