@@ -35,7 +35,11 @@ from agentgym.trainers.evals import eval_path
 from agentgym.trainers.loop import train
 
 
-def run_one(config: str, estimator: str, seed: int, runs: Path, extra: list[str], tag: str) -> Path:
+def run_one(
+    config: str, estimator: str, seed: int, runs: Path, extra: list[str], tag: str
+) -> tuple[Path, int]:
+    """The run of (estimator, seed), trained unless its evaluation after the budget's last
+    iteration exists; returns its folder and the budget (iterations)."""
     cfg = load(
         TrainConfig,
         config,
@@ -55,13 +59,17 @@ def run_one(config: str, estimator: str, seed: int, runs: Path, extra: list[str]
         train(cfg, resume=True)
         print(f"{estimator} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
         shutil.rmtree(path / "checkpoints", ignore_errors=True)  # finished: nothing to resume
-    return path
+    return path, cfg.trainer.iterations
 
 
-def metric_rows(path: Path, estimator: str, seed: int) -> list[dict]:
+def metric_rows(path: Path, estimator: str, seed: int, budget: int) -> list[dict]:
+    """The run's metrics up to iteration ``budget`` (a longer run counts for its first part:
+    with a constant learning rate it is the same run up to there)."""
     rows = []
     for line in (path / "metrics.jsonl").read_text().splitlines():
         r = json.loads(line)
+        if r["iteration"] > budget:
+            continue
         rows.append(
             {
                 "estimator": estimator,
@@ -76,10 +84,9 @@ def metric_rows(path: Path, estimator: str, seed: int) -> list[dict]:
     return rows
 
 
-def final_outcomes(path: Path) -> list[dict]:
-    """Episode outcomes of the run's last evaluation, with the seed kept for pairing."""
-    last = sorted((path / "evals").glob("iter-*.json"))[-1]
-    return json.loads(last.read_text())["outcomes"]
+def final_outcomes(path: Path, budget: int) -> list[dict]:
+    """Episode outcomes of the run's evaluation after iteration ``budget``."""
+    return json.loads(eval_path(path, budget).read_text())["outcomes"]
 
 
 def paired_table(finals: dict[str, dict[int, list[dict]]], baseline: str) -> list[str]:
@@ -154,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     finals: dict[str, dict[int, list[dict]]] = {}
     for seed in args.seeds:  # every estimator of a seed before the next seed
         for est in args.estimators:
-            path = run_one(args.config, est, seed, Path(args.runs), args.set, args.tag)
-            rows += metric_rows(path, est, seed)
-            finals.setdefault(est, {})[seed] = final_outcomes(path)
+            path, budget = run_one(args.config, est, seed, Path(args.runs), args.set, args.tag)
+            rows += metric_rows(path, est, seed, budget)
+            finals.setdefault(est, {})[seed] = final_outcomes(path, budget)
     with open(out / f"{args.tag}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
