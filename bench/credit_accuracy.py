@@ -1,6 +1,6 @@
 """Does a credit estimator tell good moves from bad ones? Measured on real CoinCollector batches.
 
-    python bench/credit_accuracy.py RUN [RUN ...] [--novelty 0.1] [--out bench/results]
+    python bench/credit_accuracy.py RUN [RUN ...] [--novelty 0.1] [--out bench/results] [--name N]
 
 TextWorld Coin Collector states carry the whole map in their facts (``at(P, r_0)``,
 ``east_of(r_1, r_0)``: r_1 is east of r_0, ``at(o_0, r_4)``: the coin), so every turn's action
@@ -19,7 +19,7 @@ bonus) and every estimator's advantages; two scores per estimator:
 
 The batches come from the policy being trained (the runs' own ``trajectories/iter-*.parquet``),
 so they show the estimators on the distribution a training run actually sees. Writes
-``credit_accuracy.{md,json}``.
+``NAME.{md,json}`` (default ``credit_accuracy``).
 """
 
 from __future__ import annotations
@@ -147,13 +147,44 @@ def score_batch(batch, novelty: float) -> dict[str, dict[str, list[float]]]:
     return out
 
 
+def bootstrap_lines(
+    per_batch: list[dict[str, tuple[float, int]]], baseline: str = "grpo", resamples: int = 2000
+) -> list[str]:
+    """95% intervals of each estimator's same-state accuracy minus the baseline's, resampling
+    whole batches (pairs within a batch are not independent)."""
+    rng = np.random.default_rng(0)
+    n = len(per_batch)
+    lines = [
+        f"Same-state accuracy minus {baseline}'s, 95% bootstrap interval over the {n} batches "
+        f"({resamples} resamples):",
+        "",
+    ]
+    for name in ESTIMATORS:
+        if name == baseline:
+            continue
+        diffs = []
+        for _ in range(resamples):
+            pick = rng.integers(0, n, n)
+            acc = {
+                k: sum(per_batch[i][k][0] for i in pick)
+                / max(sum(per_batch[i][k][1] for i in pick), 1)
+                for k in (name, baseline)
+            }
+            diffs.append(acc[name] - acc[baseline])
+        lo, hi = np.percentile(diffs, [2.5, 97.5])
+        lines.append(f"- {name}: {lo:+.3f} to {hi:+.3f}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", help="training run directories on CoinCollector")
     p.add_argument("--novelty", type=float, default=0.1, help="reward.novelty_bonus of the runs")
     p.add_argument("--out", default="bench/results")
+    p.add_argument("--name", default="credit_accuracy", help="file name of the results")
     args = p.parse_args(argv)
     total = {name: {key: [0.0, 0] for key in KEYS} for name in ESTIMATORS}
+    per_batch: list[dict[str, tuple[float, int]]] = []  # same-state tallies, for the bootstrap
     turns = good_turns = batches = 0
     for path in args.runs:
         run = Run(path)
@@ -165,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                     lab = is_good(t.state_key or "", t.action or "")
                     turns += lab is not None
                     good_turns += bool(lab)
-            for name, tally in score_batch(batch, args.novelty).items():
+            scored = score_batch(batch, args.novelty)
+            per_batch.append({name: tuple(t["same_state"]) for name, t in scored.items()})
+            for name, tally in scored.items():
                 for key in tally:
                     total[name][key][0] += tally[key][0]
                     total[name][key][1] += tally[key][1]
@@ -192,10 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{score['same_state_won']:.3f} | {pairs['same_state_won']} | {score['any']:.3f} | "
             f"{pairs['any']} |"
         )
+    lines += ["", *bootstrap_lines(per_batch)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "credit_accuracy.md").write_text("\n".join(lines) + "\n")
-    (out / "credit_accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print("\n".join(lines))
     return 0
 
