@@ -153,13 +153,13 @@ class PrefixStates:
 def top_logits(
     model: torch.nn.Module,
     hidden: torch.Tensor,
-    attention_mask: torch.Tensor,
+    attention_mask: torch.Tensor | None,
     predicts: torch.Tensor,
     layer: int,
 ) -> torch.Tensor | None:
     """Logits [N, V] at the ``predicts`` positions from layer ``layer`` up, given the hidden
-    states [B, L, D] entering it (right-padded rows, positions 0..L-1 as in a full forward).
-    None when the model is not of a supported layout."""
+    states [B, L, D] entering it (positions 0..L-1 as in a full forward; ``attention_mask``
+    None: causal only). None when the model is not of a supported layout."""
     parts = _parts(model)
     if parts is None:
         return None

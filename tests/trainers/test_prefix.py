@@ -31,7 +31,7 @@ def rollout(tmp_path_factory):
     cfg = tiny_run_config(tmp_path_factory.mktemp("prefix"), *LORA, "env.max_turns=4")
     model, tok = build_model(cfg, "cpu")
     gen = torch.Generator().manual_seed(0)
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if p.requires_grad:  # adapters away from their zero init: the top layer matters
             p.data = 0.3 * torch.randn(p.shape, generator=gen)
     policy = build_policy(cfg, model, tok, "cpu")

@@ -73,3 +73,31 @@ def test_untrainable_trajectory_is_refused_with_a_reason(token_batch):
     t = Trajectory("t/T-v0", "x", 0, "g", (Turn("o", "a", "a", 0.0, True, False, "s"),), False)
     with pytest.raises(ValueError, match="LLM policy"):
         make_samples(Batch([t]), np.zeros(1, np.float32), "full")
+
+
+def test_the_padding_mask_is_left_out_only_for_right_padded_rows(tiny_lm, token_batch):
+    """Right padding: a causal mask alone gives the logprobs of the samples one by one (and
+    the fast kernel); any other padding keeps its mask."""
+    import dataclasses
+
+    from agentgym.trainers.loss import padding_mask
+
+    samples = make_samples(token_batch, np.zeros(token_batch.num_turns, np.float32), "full")
+    tb = collate(samples)
+    assert (tb.attention_mask == 0).any()  # the batch has padding
+    assert padding_mask(tb.attention_mask) is None
+    # the same rows left-padded: every per-row tensor shifted right by its padding
+    pad = (tb.attention_mask == 0).sum(1)
+    left = dataclasses.replace(
+        tb,
+        **{
+            name: torch.stack([torch.roll(row, int(p)) for row, p in zip(value, pad, strict=True)])
+            for name, value in vars(tb).items()
+            if isinstance(value, torch.Tensor) and value.dim() == 2 and name != "allowed"
+        },
+    )
+    assert padding_mask(left.attention_mask) is left.attention_mask
+    with torch.no_grad():
+        right_lp = response_logprobs(tiny_lm, tb).logprobs
+        alone = torch.cat([response_logprobs(tiny_lm, collate([s])).logprobs for s in samples])
+    torch.testing.assert_close(right_lp, alone, atol=1e-5, rtol=1e-5)
