@@ -4,7 +4,9 @@
         --estimators grpo rloo turn_rloo gigpo salt --seeds 0 1 2 --set trainer.iterations=4
 
 Each (estimator, seed) is a full ``agentgym train`` run of the config (same tasks, same number
-of episodes, same evaluation panel); runs already finished in ``--runs`` are reused. Writes
+of episodes, same evaluation panel); runs already finished in ``--runs`` are reused, and a run
+that went on past the budget (``trainer.iterations``) counts with its metrics up to the budget
+and its evaluation after it (with a constant learning rate its first part is the same run). Writes
 to ``--out`` (default ``bench/results``), prefixed with ``--tag``:
 
 - ``TAG.csv``: one row per (estimator, seed, phase, iteration): success, return, seconds;
