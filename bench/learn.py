@@ -7,7 +7,9 @@ Each (estimator, seed) is a full ``agentgym train`` run of the config (same task
 of episodes, same evaluation panel); runs already finished in ``--runs`` are reused, and a run
 that went on past the budget (``trainer.iterations``) counts with its metrics up to the budget
 and its evaluation after it (with a constant learning rate its first part is the same run). Writes
-to ``--out`` (default ``bench/results``), prefixed with ``--tag``:
+to ``--out`` (default ``bench/results``), prefixed with ``--tag``; ``--finished-only`` trains
+nothing and tabulates the finished runs (each estimator paired with the baseline on the seeds
+both have):
 
 - ``TAG.csv``: one row per (estimator, seed, phase, iteration): success, return, seconds;
 - ``TAG.png``: training success per iteration (mean over seeds) and final greedy success;
@@ -38,10 +40,18 @@ from agentgym.trainers.loop import train
 
 
 def run_one(
-    config: str, estimator: str, seed: int, runs: Path, extra: list[str], tag: str
+    config: str,
+    estimator: str,
+    seed: int,
+    runs: Path,
+    extra: list[str],
+    tag: str,
+    *,
+    train_missing: bool = True,
 ) -> tuple[Path, int]:
     """The run of (estimator, seed), trained unless its evaluation after the budget's last
-    iteration exists; returns its folder and the budget (iterations)."""
+    iteration exists (or ``train_missing`` is False); returns its folder and the budget
+    (iterations)."""
     cfg = load(
         TrainConfig,
         config,
@@ -56,7 +66,7 @@ def run_one(
         ],
     )
     path = Path(cfg.out_dir) / cfg.name
-    if not eval_path(path, cfg.trainer.iterations).exists():
+    if train_missing and not eval_path(path, cfg.trainer.iterations).exists():
         t0 = time.perf_counter()
         train(cfg, resume=True)
         print(f"{estimator} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
@@ -93,22 +103,24 @@ def final_outcomes(path: Path, budget: int) -> list[dict]:
 
 def paired_table(finals: dict[str, dict[int, list[dict]]], baseline: str) -> list[str]:
     lines = [
-        f"| estimator | final greedy success (95% CI) | vs {baseline}: A only / B only | "
-        "McNemar p | success diff (95% bootstrap CI) |",
-        "|---|---|---|---|---|",
+        f"| estimator | final greedy success (95% CI) | seeds | vs {baseline} (seeds both have): "
+        f"{baseline} only / estimator only | McNemar p | success diff (95% bootstrap CI) |",
+        "|---|---|---|---|---|---|",
     ]
     for est, by_seed in finals.items():
         episodes = [e for eps in by_seed.values() for e in eps]
         won = sum(bool(e["won"]) for e in episodes)
         lo, hi = wilson_interval(won, len(episodes))
         cell = f"{won / len(episodes):.1%} ({lo:.1%}–{hi:.1%}, n={len(episodes)})"
-        if est == baseline or baseline not in finals:
+        cell += f" | {len(by_seed)}"
+        shared = sorted(set(by_seed) & set(finals.get(baseline, {})))
+        if est == baseline or not shared:
             lines.append(f"| {est} | {cell} | – | – | – |")
             continue
-        # pair per seed (same panel), then pool: seed s of est against seed s of the baseline
+        # pair per seed (same panel) on the seeds both have, then pool
         tag = lambda eps, s: [{**e, "seed": int(e["seed"]) * 1000 + s} for e in eps]  # noqa: E731
-        a = [e for s, eps in finals[baseline].items() for e in tag(eps, s)]
-        b = [e for s, eps in by_seed.items() for e in tag(eps, s)]
+        a = [e for s in shared for e in tag(finals[baseline][s], s)]
+        b = [e for s in shared for e in tag(by_seed[s], s)]
         cmp = compare_episodes(a, b)
         low, high = cmp.diff_interval
         lines.append(
@@ -156,14 +168,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="learn")
     p.add_argument("--runs", default="runs/learn", help="where the runs go (not committed)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    p.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="train nothing: tabulate the runs whose evaluation after the budget exists",
+    )
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     finals: dict[str, dict[int, list[dict]]] = {}
+    missing = []
     for seed in args.seeds:  # every estimator of a seed before the next seed
         for est in args.estimators:
-            path, budget = run_one(args.config, est, seed, Path(args.runs), args.set, args.tag)
+            path, budget = run_one(
+                args.config,
+                est,
+                seed,
+                Path(args.runs),
+                args.set,
+                args.tag,
+                train_missing=not args.finished_only,
+            )
+            if not eval_path(path, budget).exists():
+                missing.append(f"{est} seed {seed}")
+                continue
             rows += metric_rows(path, est, seed, budget)
             finals.setdefault(est, {})[seed] = final_outcomes(path, budget)
     with open(out / f"{args.tag}.csv", "w", newline="") as f:
@@ -174,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python", "bench/learn.py", *(argv if argv is not None else sys.argv[1:])])
     lines = [f"# {args.tag}: credit estimators on {args.config}", "", f"Command: `{command}`", ""]
     lines += paired_table(finals, args.baseline)
+    if missing:
+        lines += ["", f"Not finished (left out): {', '.join(missing)}."]
     lines += ["", f"Curves: {args.tag}.png; per-iteration numbers: {args.tag}.csv.", ""]
     (out / f"{args.tag}.md").write_text("\n".join(lines))
     print("\n".join(lines))
