@@ -135,6 +135,9 @@ def sampling_settings(policy: Any, sampling: Any, collect_kwargs: Mapping[str, A
     action format (with whether valid actions were listed) and the history mode."""
     fmt = dict(collect_kwargs or {}).get("action_format", "plain")
     decoding = getattr(policy, "action_mode", None) or getattr(policy, "decoding", None)
+    style = getattr(fmt, "list_style", "bullets")
+    # the list style only when not the default: panels recorded before the option keep their hash
+    styled = {"list_style": style} if style != "bullets" else {}
     return {
         "policy": type(policy).__name__,
         "temperature": float(sampling.temperature),
@@ -143,6 +146,7 @@ def sampling_settings(policy: Any, sampling: Any, collect_kwargs: Mapping[str, A
         "decoding": decoding or "n/a",
         "action_format": getattr(fmt, "name", fmt),
         "list_actions": getattr(fmt, "list_actions", True),
+        **styled,
         "history": getattr(policy, "history", "n/a"),
         "history_window": dict(collect_kwargs or {}).get("history_window"),
     }

@@ -335,6 +335,7 @@ def _trajectory(
             "history": history,
             "action_format": fmt.name,
             "list_actions": fmt.list_actions,
+            "list_style": fmt.list_style,
             **({"fault": episode.fault} if episode.fault else {}),
         },
         fault=episode.fault["reason"] if episode.fault else None,
@@ -350,7 +351,9 @@ def conversation_messages(trajectory: Trajectory) -> list[dict[str, str]]:
     meta = trajectory.metadata
     messages = [{"role": "system", "content": str(meta.get("system_prompt", ""))}]
     fmt = action_format_of(
-        str(meta.get("action_format", "plain")), list_actions=bool(meta.get("list_actions", True))
+        str(meta.get("action_format", "plain")),
+        list_actions=bool(meta.get("list_actions", True)),
+        list_style=str(meta.get("list_style", "bullets")),
     )
     info: Mapping[str, Any] = meta.get("reset_info", {})
     for turn in trajectory.turns:

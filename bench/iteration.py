@@ -12,6 +12,8 @@ rollout, credit, update) in child processes of this one run, one after the other
 - ``now``: the working tree with ``configs/textworld_coin.yaml``, the recipe that learns
   (constrained decoding with the action list shown, LoRA on the top 10 layers trained from the
   rollout's frozen-layer states, zero-advantage samples skipped).
+- ``now, inline list``: the recipe with the actions on one line (``policy.list_style=inline``,
+  about half the list's tokens).
 - ``now, no list``: the same without the action list in the prompt (the constraint still holds
   it): shorter prompts.
 - ``now, no state reuse``: the recipe with ``trainer.reuse_rollout_states=false`` (the update
@@ -45,6 +47,7 @@ COMMON = [
 ]
 NOW_SIDES = {
     "now": [],
+    "now, inline list": ["policy.list_style=inline"],
     "now, no list": ["policy.list_actions=false"],
     "now, no state reuse": ["trainer.reuse_rollout_states=false"],
 }

@@ -175,7 +175,9 @@ def collect_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     workers = {"workers": cfg.env.workers, "executor": cfg.env.executor} if cfg.env.workers else {}
     return {
         "action_format": action_format(
-            cfg.policy.action_format, list_actions=cfg.policy.list_actions
+            cfg.policy.action_format,
+            list_actions=cfg.policy.list_actions,
+            list_style=cfg.policy.list_style,
         ),
         "history_window": window,
         "step_timeout": cfg.env.step_timeout,

@@ -77,6 +77,11 @@ class PolicySection:
         "List the valid actions after each observation (with decoding=constrained the "
         "constraint already holds them; false shortens every prompt).",
     )
+    list_style: Literal["bullets", "inline"] = param(
+        "bullets",
+        "How the valid actions are listed: 'bullets' (a bulleted list and a reply hint) or "
+        "'inline' (one line 'Actions: a | b | c', about half the tokens).",
+    )
     history: Literal["full", "window"] = param(
         "full",
         "'full': the whole conversation (KV reuse, one sequence per trajectory); "
