@@ -130,6 +130,31 @@ def paired_table(finals: dict[str, dict[int, list[dict]]], baseline: str) -> lis
     return lines
 
 
+def late_training_table(rows: list[dict]) -> list[str]:
+    """Training-batch success (sampled episodes) over the last third of the budget, per
+    estimator: mean over seeds and each seed's value. More episodes than the greedy panel
+    (tasks_per_iter x group_size per iteration), so a steadier if on-policy measure."""
+    last = max(r["iteration"] for r in rows)
+    first = last - max(last // 3, 1) + 1
+    lines = [
+        f"Training-batch success over iterations {first}–{last} (sampled, on-policy):",
+        "",
+        "| estimator | mean over seeds | per seed |",
+        "|---|---|---|",
+    ]
+    for est in dict.fromkeys(r["estimator"] for r in rows):
+        mine = [r for r in rows if r["estimator"] == est and r["phase"] == "train"]
+        by_seed = {
+            s: np.mean(
+                [r["success_rate"] for r in mine if r["seed"] == s and r["iteration"] >= first]
+            )
+            for s in dict.fromkeys(r["seed"] for r in mine)
+        }
+        each = ", ".join(f"s{s}: {v:.0%}" for s, v in by_seed.items())
+        lines.append(f"| {est} | {np.mean(list(by_seed.values())):.1%} | {each} |")
+    return lines
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -203,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python", "bench/learn.py", *(argv if argv is not None else sys.argv[1:])])
     lines = [f"# {args.tag}: credit estimators on {args.config}", "", f"Command: `{command}`", ""]
     lines += paired_table(finals, args.baseline)
+    lines += ["", *late_training_table(rows)]
     if missing:
         lines += ["", f"Not finished (left out): {', '.join(missing)}."]
     lines += ["", f"Curves: {args.tag}.png; per-iteration numbers: {args.tag}.csv.", ""]

@@ -40,3 +40,17 @@ def test_estimators_are_paired_on_the_seeds_both_have():
     assert salt[5].startswith("+50.0%")
     assert row(lines, "gigpo")[3:] == ["–", "–", "–"]  # no seed in common with grpo
     assert row(lines, "grpo")[2] == "2"
+
+
+def test_late_training_success_is_the_last_third_per_seed():
+    rows = [
+        {"estimator": "gigpo", "seed": s, "phase": "train", "iteration": i, "success_rate": v}
+        for s, values in ((0, [0.0, 0.0, 0.5, 1.0, 0.5, 0.0]), (1, [1.0] * 4 + [0.0, 0.5]))
+        for i, v in enumerate(values, start=1)
+    ]
+    rows.append(
+        {"estimator": "gigpo", "seed": 0, "phase": "eval", "iteration": 6, "success_rate": 1.0}
+    )
+    lines = learn.late_training_table(rows)
+    assert lines[0].startswith("Training-batch success over iterations 5–6")
+    assert row(lines, "gigpo") == ["gigpo", "25.0%", "s0: 25%, s1: 25%"]
