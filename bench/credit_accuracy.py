@@ -16,6 +16,8 @@ bonus) and every estimator's advantages; two scores per estimator:
 - **same-state, groups with a win**: the same, only in groups where an episode won (without
   a shaping bonus the other groups give every turn advantage 0: no signal for any estimator).
 - **AUC**: the same over all (good, bad) pairs of a group, whatever their states.
+- **share of abs. advantage in groups without a win**: how much of the gradient's weight goes to
+  groups whose returns differ only by the shaping bonus (not what the task rewards).
 
 The batches come from the policy being trained (the runs' own ``trajectories/iter-*.parquet``),
 so they show the estimators on the distribution a training run actually sees. Writes
@@ -45,7 +47,7 @@ ESTIMATORS = {
     "gigpo": {"gamma": 0.95, "omega": 1.0},
     "salt": {},
 }
-KEYS = ("same_state", "any", "same_state_won")
+KEYS = ("same_state", "any", "same_state_won", "no_win_mass")
 _FACT = re.compile(r"(\w+)\(([^)]*)\)")
 _OPPOSITE = {"north": "south", "south": "north", "east": "west", "west": "east"}
 
@@ -143,6 +145,12 @@ def score_batch(batch, novelty: float) -> dict[str, dict[str, list[float]]]:
                 w, n = pair_scores(adv[idx], good[idx], mask)
                 tally[key][0] += w
                 tally[key][1] += n
+        # where the gradient's weight goes: |advantage| summed over turns of groups without a win
+        mass = np.abs(adv)
+        tally["no_win_mass"] = [
+            float(mass[[g not in won for g in groups]].sum()),
+            float(mass.sum()),
+        ]
         out[name] = tally
     return out
 
@@ -212,18 +220,18 @@ def main(argv: list[str] | None = None) -> int:
         f"({good_turns / max(turns, 1):.0%}); novelty bonus {args.novelty}.",
         "",
         "| estimator | same-state accuracy | pairs | same-state, groups with a win | pairs | "
-        "AUC (any pair in a group) | pairs |",
-        "|---|---|---|---|---|---|---|",
+        "AUC (any pair in a group) | pairs | share of abs. advantage in groups without a win |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     result = {}
     for name, tally in total.items():
-        score = {key: tally[key][0] / max(tally[key][1], 1) for key in KEYS}
+        score = {key: tally[key][0] / tally[key][1] if tally[key][1] else 0.0 for key in KEYS}
         pairs = {key: tally[key][1] for key in KEYS}
         result[name] = {"score": score, "pairs": pairs}
         lines.append(
             f"| {name} | {score['same_state']:.3f} | {pairs['same_state']} | "
             f"{score['same_state_won']:.3f} | {pairs['same_state_won']} | {score['any']:.3f} | "
-            f"{pairs['any']} |"
+            f"{pairs['any']} | {score['no_win_mass']:.2f} |"
         )
     lines += ["", *bootstrap_lines(per_batch)]
     out = Path(args.out)
