@@ -21,6 +21,7 @@ function here is the identity and no ``torch.distributed`` call is made.
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 import os
 import socket
@@ -141,10 +142,18 @@ def init(backend: str | None = None, timeout_s: float = 1800.0) -> Ranks:
 
 
 def teardown(ranks: Ranks) -> None:
-    """Leave the process group (after a last barrier, so no rank exits while others write)."""
+    """Leave the process group (after a last barrier, so no rank exits while others write).
+
+    Call it once the wrapped models are out of scope: DDP and FSDP2 hold the process group in
+    reference cycles, and the collections here destroy it (and join gloo's threads) now, while
+    the interpreter is whole, rather than at exit, where a rank sometimes aborted with
+    "terminate called without an active exception".
+    """
     if ranks.distributed and dist.is_initialized():
         dist.barrier()
+        gc.collect()  # the wrapped models' cycles
         dist.destroy_process_group()
+        gc.collect()  # the process group itself, now that the package let it go
 
 
 def free_port() -> int:

@@ -139,6 +139,14 @@ def train(
     check_resume_config(cfg, resume=resume, allow_change=allow_config_change)
     check_eval_seeds(cfg)  # held-out evaluation: its seeds must not be training seeds
     ranks = distributed.init()  # rank and world size under torchrun; one process otherwise
+    run = _train(cfg, ranks, resume=resume, report=report)
+    # after _train's frame is gone, so no wrapped model holds the process group any more
+    distributed.teardown(ranks)
+    return run
+
+
+def _train(cfg: TrainConfig, ranks: distributed.Ranks, *, resume: bool, report: Reporter | None):
+    """The loop of :func:`train` on this rank."""
     report = report if report and ranks.is_main else (lambda record: None)
     with distributed.main_first(ranks):
         run = open_run(cfg, resume, ranks)
@@ -291,7 +299,6 @@ def train(
     pool.close()
     if ranks.is_main:
         export_model(run, model, tokenizer)
-    distributed.teardown(ranks)
     return run
 
 
