@@ -288,18 +288,24 @@ class EnvPool:
         self, w: int, bad_slot: int, queue: deque[tuple[int, Future]], commands: Sequence[Command]
     ) -> None:
         """Replace worker ``w`` (hung on or killed by ``bad_slot``): rebuild its other live
-        instances, then resend the commands that were still queued on it."""
+        instances, then resend the commands that were still queued on it.
+
+        A local worker's instances are shared with its replacement, and its abandoned thread
+        may already have started the next queued command (woken by the close, or never hung):
+        that command's answer stands; only the ones it had not started are sent again."""
         host = self._hosts[w]
         if host is not None:  # local: the other instances move to the new thread
             abandoned = host.drop(bad_slot)
             if abandoned is not None:
                 _close_later(abandoned)
         self._respawn(w)
-        pending = [i for i, _ in queue]
+        pending = list(queue)
         queue.clear()
-        for i in pending:
+        for i, old in pending:
             op, slot, _ = commands[i]
-            if op != "reset" and slot in self._lost:
+            if host is not None and not old.cancel():  # started on the shared instances
+                queue.append((i, old))
+            elif op != "reset" and slot in self._lost:
                 queue.append((i, _done(("error", "WorkerLost", self._lost.pop(slot)))))
             else:
                 queue.append((i, self._workers[w].submit(commands[i])))

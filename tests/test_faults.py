@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 from pool_envs import FAULTY, life
 
+from agentgym import workers
 from agentgym.data import Batch
 from agentgym.policy.scripted import RandomPolicy
 from agentgym.pool import EnvPool
@@ -92,8 +93,8 @@ def test_a_hung_step_is_abandoned_and_its_worker_replaced(executor, tmp_path):
     hung = sum(len(t.turns) > 1 for t in clean.trajectories if t.seed == 1)
     assert hung == 1
     kwargs = {"faults": "1:1:hang", "log": str(log)}
-    # 5 s: far above a healthy step even on a starved machine (with 1 s the thread case failed
-    # once when the suite ran at nice 15 next to two busy training runs)
+    # 5 s: far above a healthy step even on a starved machine (the one starved failure seen
+    # here was the race of the next test, not a slow healthy step)
     with EnvPool(FAULTY, env_kwargs=kwargs, workers=2, executor=executor, step_timeout=5.0) as pool:
         batch = collect(FAULTY, RandomPolicy(4), tasks=4, group_size=1, pool=pool)
         assert pool.replaced == hung
@@ -106,6 +107,26 @@ def test_a_hung_step_is_abandoned_and_its_worker_replaced(executor, tmp_path):
     assert unkeyed(again) == unkeyed(clean_run(tasks=2, seed=20))
     built, closed = life(log)
     assert sorted(closed) == sorted(built)  # the hung instances were closed too
+
+
+def test_a_command_the_abandoned_thread_already_started_runs_once(monkeypatch, tmp_path):
+    """Closing the hung instance wakes the abandoned thread; on a starved machine it can take
+    the next queued command before the pool marks it killed. That command then ran on the shared
+    instances, so its answer must stand rather than be sent again to the new thread (which
+    stepped that episode twice). The starvation is made certain by a slow kill."""
+    real_kill = workers.ThreadWorker.kill
+
+    def slow_kill(self):
+        time.sleep(0.5)  # the hung step is closed and the old thread runs on meanwhile
+        real_kill(self)
+
+    monkeypatch.setattr(workers.ThreadWorker, "kill", slow_kill)
+    clean = clean_run(tasks=4, group_size=1)
+    kwargs = {"faults": "1:1:hang", "log": str(tmp_path / "life.log")}
+    with EnvPool(FAULTY, env_kwargs=kwargs, workers=2, executor="thread", step_timeout=1.0) as pool:
+        batch = collect(FAULTY, RandomPolicy(4), tasks=4, group_size=1, pool=pool)
+        assert pool.replaced == 1
+    assert check_against_clean(batch, clean, {1: ("hang", 1)}) == 1
 
 
 def test_a_worker_process_that_dies_faults_one_episode_and_is_replaced(tmp_path):
