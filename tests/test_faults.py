@@ -123,7 +123,7 @@ def test_a_command_the_abandoned_thread_already_started_runs_once(monkeypatch, t
     monkeypatch.setattr(workers.ThreadWorker, "kill", slow_kill)
     clean = clean_run(tasks=4, group_size=1)
     kwargs = {"faults": "1:1:hang", "log": str(tmp_path / "life.log")}
-    with EnvPool(FAULTY, env_kwargs=kwargs, workers=2, executor="thread", step_timeout=1.0) as pool:
+    with EnvPool(FAULTY, env_kwargs=kwargs, workers=2, executor="thread", step_timeout=3.0) as pool:
         batch = collect(FAULTY, RandomPolicy(4), tasks=4, group_size=1, pool=pool)
         assert pool.replaced == 1
     assert check_against_clean(batch, clean, {1: ("hang", 1)}) == 1
