@@ -130,6 +130,7 @@ def score_batch(batch, novelty: float) -> dict[str, dict[str, list[float]]]:
     groups = np.array([g for _, g in turns])
     states = np.array([t.state_key for t, _ in turns])
     won = {traj.group_id for traj in batch.trajectories if traj.won}
+    no_win = np.array([g not in won for g in groups], dtype=bool)
     out: dict[str, dict[str, list[float]]] = {}
     for name, options in ESTIMATORS.items():
         adv = np.asarray(credit.get(name)(shaped, credit.make_config(name, options)))
@@ -147,10 +148,7 @@ def score_batch(batch, novelty: float) -> dict[str, dict[str, list[float]]]:
                 tally[key][1] += n
         # where the gradient's weight goes: |advantage| summed over turns of groups without a win
         mass = np.abs(adv)
-        tally["no_win_mass"] = [
-            float(mass[[g not in won for g in groups]].sum()),
-            float(mass.sum()),
-        ]
+        tally["no_win_mass"] = [float(mass[no_win].sum()), float(mass.sum())]
         out[name] = tally
     return out
 

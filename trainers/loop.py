@@ -145,7 +145,9 @@ def train(
     return run
 
 
-def _train(cfg: TrainConfig, ranks: distributed.Ranks, *, resume: bool, report: Reporter | None):
+def _train(
+    cfg: TrainConfig, ranks: distributed.Ranks, *, resume: bool, report: Reporter | None
+) -> Run:
     """The loop of :func:`train` on this rank."""
     report = report if report and ranks.is_main else (lambda record: None)
     with distributed.main_first(ranks):
