@@ -102,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.set_defaults(handler=cmd_train)
 
+    from agentgym.cli_sft import add_sft_command
+
+    add_sft_command(sub)
+
     from agentgym.cli_tools import add_tool_commands  # replay, inspect, view, eval
 
     add_tool_commands(sub)

@@ -303,9 +303,16 @@ def _advance(
     episode.done = bool(terminated or truncated)
     if not episode.done:
         messages.append({"role": "user", "content": fmt.observation(obs, info)})
-        if window is not None and len(messages) > 2 + 2 * window:
-            # system message + the last `window` (user, assistant) pairs + the new observation
-            del messages[1 : len(messages) - 1 - 2 * window]
+        if window is not None:
+            trim_window(messages, window)
+
+
+def trim_window(messages: list[dict[str, str]], window: int) -> None:
+    """Keep the system message, the last ``window`` (user, assistant) pairs and, when the
+    chat ends with a new observation, that observation (in place)."""
+    keep = 2 * window + (1 if messages and messages[-1]["role"] == "user" else 0)
+    if len(messages) > 1 + keep:
+        del messages[1 : len(messages) - keep]
 
 
 def _trajectory(
@@ -366,4 +373,5 @@ def conversation_messages(trajectory: Trajectory) -> list[dict[str, str]]:
 __all__ = [
     "collect",
     "conversation_messages",
+    "trim_window",
 ]

@@ -206,9 +206,10 @@ def run_eval(
 
     The tasks are the same every time; sampling (``eval_temperature`` > 0) draws from a stream
     of (``eval_seed``, ``iteration``) alone, so a resumed process evaluates as a straight run."""
+    env_id, env_kwargs = eval_env(cfg)
     with eval_mode(model), torch.no_grad():
         return evaluate(
-            cfg.env.id,
+            env_id,
             policy,
             episodes=cfg.trainer.eval_episodes,
             seed=cfg.trainer.eval_seed,
@@ -218,9 +219,16 @@ def run_eval(
                 temperature=cfg.trainer.eval_temperature,
                 seed=eval_sampling_seed(cfg.trainer.eval_seed, iteration),
             ),
-            env_kwargs=cfg.env.kwargs,
+            env_kwargs=env_kwargs,
             collect_kwargs=collect_kwargs(cfg),
         )
+
+
+def eval_env(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
+    """The evaluation environment: ``trainer.eval_env_id`` (default ``env.id``) with
+    ``env.kwargs`` updated by ``trainer.eval_env_kwargs``."""
+    tc = cfg.trainer
+    return tc.eval_env_id or cfg.env.id, {**cfg.env.kwargs, **tc.eval_env_kwargs}
 
 
 def open_run(cfg: TrainConfig, resume: bool, ranks: distributed.Ranks = distributed.SINGLE) -> Run:

@@ -208,6 +208,14 @@ class TrainerSection:
     )
     eval_episodes: int = param(16, "Episodes per evaluation.")
     eval_seed: int = param(10_000, "Base seed of evaluation tasks (disjoint from training).")
+    eval_env_id: str = param(
+        "", "Environment of the evaluations ('': env.id), e.g. another level of the family."
+    )
+    eval_env_kwargs: dict[str, Any] = param(
+        {},
+        "Constructor arguments of the evaluation environment, over env.kwargs (e.g. {split: "
+        "valid_unseen} for ALFWorld's held-out floor plans, {level: 10} for CoinCollector).",
+    )
     eval_temperature: float = param(0.0, "Sampling temperature of evaluation (0: greedy).")
     max_staleness: int = param(
         0,
@@ -223,6 +231,27 @@ class TrainerSection:
 
 
 @dataclass(frozen=True)
+class SFTSection:
+    data: tuple[str, ...] = param(
+        [],
+        "Run or rollout folders whose stored replies are the targets of `agentgym sft` (e.g. "
+        "`agentgym rollout ENV --policy oracle --out RUN`); empty: play oracle_episodes.",
+    )
+    oracle_episodes: int = param(
+        0, "With no data: episodes of the env's own expert (oracle_action) to train on."
+    )
+    oracle_seed: int = param(
+        100_000, "Base seed of the oracle episodes (disjoint from training and evaluation)."
+    )
+    won_only: bool = param(True, "Train only on won episodes.")
+    max_trajectories: int = param(0, "Use at most this many trajectories (0: all).")
+    epochs: int = param(2, "Passes over the expert trajectories.")
+    lr: float = param(1e-4, "AdamW learning rate of the supervised phase.")
+    batch_trajectories: int = param(8, "Trajectories per optimizer step.")
+    eval_every: int = param(1, "Evaluate after every this many epochs (0: only at the end).")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     name: str = param("quickstart", "Run name; the run directory is out_dir/name.")
     out_dir: str = param("runs", "Folder holding run directories.")
@@ -233,3 +262,6 @@ class TrainConfig:
     reward: RewardSection = param(RewardSection(), "Reward shaping applied by the trainer.")
     lora: LoraSection = param(LoraSection(), "Optional LoRA adapters.")
     trainer: TrainerSection = param(TrainerSection(), "Optimization.")
+    sft: SFTSection = param(
+        SFTSection(), "Supervised warm start on expert trajectories (`agentgym sft CONFIG`)."
+    )

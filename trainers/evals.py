@@ -5,7 +5,9 @@
   on the tasks of seeds ``env.seed + (it - 1) * tasks_per_iter + k`` (``k < tasks_per_iter``;
   every rank and the asynchronous rollouts draw from the same formula), so a run trains on
   ``env.seed + [0, iterations * tasks_per_iter)``; the evaluation plays
-  ``trainer.eval_seed + [0, eval_episodes)``.
+  ``trainer.eval_seed + [0, eval_episodes)``. An evaluation environment of its own
+  (``trainer.eval_env_id`` / ``eval_env_kwargs``: ALFWorld's ``valid_unseen`` split, another
+  level) has other tasks, and is not checked.
 - :func:`log_eval` writes ``RUN/evals/iter-NNNNN.json`` (the panel manifest and per-episode
   outcomes, see :mod:`agentgym.panel`; ``agentgym compare`` reads it) and then the evaluation's
   line in ``metrics.jsonl``, which is unchanged.
@@ -50,11 +52,17 @@ def eval_seeds(cfg: Any) -> range:
 def check_eval_seeds(cfg: Any) -> None:
     """Raise :class:`EvalSeedOverlapError` naming the shared seeds and the fix, when the
     evaluation seeds overlap the training seeds."""
+    tc = cfg.trainer
+    if (tc.eval_env_id or cfg.env.id) != cfg.env.id or {
+        **cfg.env.kwargs,
+        **tc.eval_env_kwargs,
+    } != dict(cfg.env.kwargs):
+        return  # another environment (split, level): its tasks are not the training tasks
     train, held_out = training_seeds(cfg), eval_seeds(cfg)
     low, high = max(train.start, held_out.start), min(train.stop, held_out.stop)
     if low >= high:
         return
-    env, tc = cfg.env, cfg.trainer
+    env = cfg.env
     raise EvalSeedOverlapError(
         f"Evaluation seeds overlap the training seeds: trainer.eval_seed={tc.eval_seed} with "
         f"trainer.eval_episodes={tc.eval_episodes} evaluates seeds "

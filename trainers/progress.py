@@ -1,7 +1,7 @@
 """Progress display and TensorBoard logging of training records.
 
 A reporter is a callable that receives each metrics record the loop logs (``phase`` is
-``"train"`` or ``"eval"``). :class:`ConsoleReporter` prints one rich line per record;
+``"train"``, ``"eval"``, or in a warm start ``"data"`` and ``"sft"``). :class:`ConsoleReporter` prints one rich line per record;
 :class:`TensorBoardReporter` writes scalars; :func:`fan_out` combines reporters.
 """
 
@@ -32,6 +32,20 @@ class ConsoleReporter:
                 f"[bold cyan]eval[/] after iter {it}{of}: success "
                 f"[bold]{r['success_rate']:.1%}[/] (95% CI {r['ci_low']:.1%}–{r['ci_high']:.1%}, "
                 f"{r['episodes']} episodes), mean turns {r['mean_turns']:.1f}"
+            )
+            return
+        if r.get("phase") == "data":
+            self.console.print(
+                f"[bold]expert data[/]: {r['trajectories']} trajectories, {r['turns']} turns, "
+                f"{r['reply_tokens']} reply tokens ({r['trajectories_rebuilt']} rebuilt for this "
+                f"model, {r['trajectories_dropped']} outside the constraint)"
+            )
+            return
+        if r.get("phase") == "sft":
+            self.console.print(
+                f"[bold]epoch {it}{of}[/] nll {r['sft_nll']:.4f}/token  greedy right: "
+                f"{r['token_accuracy']:.1%} of tokens, {r['turn_accuracy']:.1%} of turns  "
+                f"({r['steps']} steps, {r['epoch_s']:.0f}s)"
             )
             return
         self.console.print(
