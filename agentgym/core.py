@@ -214,8 +214,17 @@ def _first_admissible(info: dict) -> str:
     return adm[0] if adm else "look"
 
 
-def check_env(env: gym.Env, *, seed: int = 0, steps: int = 20) -> None:
+class EnvCheck(str):
+    """What :func:`check_env` returns when the environment passed: one line saying so."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def check_env(env: gym.Env, *, seed: int = 0, steps: int = 20, verbose: bool = True) -> EnvCheck:
     """Verify that ``env`` keeps the agentgym environment contract; raise ContractError if not.
+
+    Returns (and with ``verbose`` prints) a line saying that ``env`` passed and what was checked.
 
     Checks: reset/step return types and the documented info keys; the same seed gives the same
     task, initial state and transitions; reward is finite; ``terminated`` and ``truncated`` are
@@ -269,3 +278,10 @@ def check_env(env: gym.Env, *, seed: int = 0, steps: int = 20) -> None:
             raise ContractError(
                 f"{name}: step() after the episode ended must raise EpisodeOverError"
             )
+    report = EnvCheck(
+        f"check_env: {name} passed (types and info keys, same seed same episode, garbage "
+        f"actions answered, terminated/truncated apart, no step after the end; seed {seed})"
+    )
+    if verbose:
+        print(report)
+    return report

@@ -157,6 +157,25 @@ def summarize(env_id: str, batch: Batch) -> EvalResult:
     )
 
 
+class AllFaultedError(RuntimeError):
+    """Every episode of an evaluation faulted: there is no success rate to report."""
+
+
+def check_scored(result: EvalResult, *, label: str | None = None) -> EvalResult:
+    """``result``, or :class:`AllFaultedError` naming the env and the first fault when every
+    episode faulted (a broken env or argument, not a 0% policy)."""
+    overall = result.overall
+    if overall.episodes and overall.faults == overall.episodes:
+        trajs = result.batch.trajectories if result.batch is not None else []
+        first = next((t.fault for t in trajs if t.fault), "unknown")
+        raise AllFaultedError(
+            f"Every one of the {overall.episodes} episodes of {label or result.env_id} faulted "
+            f"(the first: {first}); no success rate to report. Check the env and its arguments "
+            "(`agentgym rollout` shows the same fault on a few episodes)."
+        )
+    return result
+
+
 def evaluate(
     env_id: str,
     policy: Policy,
@@ -301,10 +320,13 @@ def _llm_policy(
     return LoadedPolicy(name, build_policy(cfg, net, tokenizer, dev), cfg, net, run_dir, tag)
 
 
-def eval_config(train_config: Any, env_id: str, **changes: Any) -> Any:
-    """``train_config`` set up to evaluate on ``env_id``: episodes, seed, max_turns and
-    temperature from ``changes`` (None keeps the config's). The training env's kwargs and
-    turn limit carry over only when ``env_id`` is the training env."""
+def eval_config(
+    train_config: Any, env_id: str, env_kwargs: Mapping[str, Any] | None = None, **changes: Any
+) -> Any:
+    """``train_config`` set up to evaluate on ``env_id`` with ``env_kwargs``: episodes, seed,
+    max_turns and temperature from ``changes`` (None keeps the config's). The training env's
+    kwargs (under ``env_kwargs``) and turn limit carry over only when ``env_id`` is the
+    training env; the config's own evaluation env (``trainer.eval_env_*``) does not apply."""
     import dataclasses
 
     cfg = train_config
@@ -312,10 +334,13 @@ def eval_config(train_config: Any, env_id: str, **changes: Any) -> Any:
     env = dataclasses.replace(
         cfg.env,
         id=env_id,
-        kwargs=dict(cfg.env.kwargs) if same_env else {},
+        kwargs={**(dict(cfg.env.kwargs) if same_env else {}), **dict(env_kwargs or {})},
         max_turns=changes.get("max_turns") or (cfg.env.max_turns if same_env else None),
     )
     trainer = cfg.trainer
+    for name, empty in (("eval_env_id", ""), ("eval_env_kwargs", {})):
+        if hasattr(trainer, name):
+            trainer = dataclasses.replace(trainer, **{name: empty})
     for key, field_name in (
         ("episodes", "eval_episodes"),
         ("seed", "eval_seed"),
@@ -335,8 +360,9 @@ def evaluate_policy(
     seed: int | None = None,
     max_turns: int | None = None,
     temperature: float | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> EvalResult:
-    """Evaluate ``loaded`` on ``env_id``.
+    """Evaluate ``loaded`` on ``env_id`` built with ``env_kwargs`` (a held-out split, a level).
 
     An LLM policy goes through the trainer's periodic evaluation, ``trainers.loop.run_eval``,
     with its config pointed at ``env_id`` (greedy unless ``temperature``), so a checkpoint
@@ -352,6 +378,7 @@ def evaluate_policy(
             samples_per_task=samples_per_task,
             seed=DEFAULT_EVAL_SEED if seed is None else seed,
             max_turns=max_turns,
+            env_kwargs=env_kwargs,
         )
     import torch
 
@@ -361,6 +388,7 @@ def evaluate_policy(
     cfg = eval_config(
         loaded.train_config,
         env_id,
+        env_kwargs,
         episodes=episodes,
         seed=seed,
         max_turns=max_turns,

@@ -4,7 +4,9 @@ Registration is data: one ``register("agentgym/Name-vN", entry_point="module:Cla
 per environment version. Every registration also reaches Gymnasium, so
 ``gymnasium.make("agentgym/Name-vN")`` works. Third-party packages register through the
 entry-point group ``agentgym.envs``: each entry point names a callable (usually a module's
-``register_envs`` function) that calls :func:`register`.
+``register_envs`` function) that calls :func:`register`. A module of your own that calls
+:func:`register` reaches the CLI through ``--import MODULE`` or the environment variable
+``AGENTGYM_IMPORT`` (:func:`import_modules`; comma-separated module names or ``.py`` paths).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import importlib.util
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +26,8 @@ import gymnasium as gym
 from agentgym.core import EpisodeOverError, TextEnv, check_env
 
 ENTRY_POINT_GROUP = "agentgym.envs"
+IMPORT_VAR = "AGENTGYM_IMPORT"
+"""Environment variable naming modules to import for their registrations (comma-separated)."""
 BUILTIN_ENV_MODULES = ("agentgym.envs",)
 DEFAULT_MAX_TURNS = 50
 
@@ -58,6 +65,7 @@ class EnvSpec:
 
 _REGISTRY: dict[str, EnvSpec] = {}
 _plugins_loaded = False
+_imported: set[str] = set()
 
 
 def register(
@@ -103,6 +111,7 @@ def load_plugins() -> None:
     """Import the built-in environments and every ``agentgym.envs`` entry point (once)."""
     global _plugins_loaded
     if _plugins_loaded:
+        import_modules([m for m in _env_imports() if m not in _imported])
         return
     _plugins_loaded = True
     for module in BUILTIN_ENV_MODULES:
@@ -117,6 +126,57 @@ def load_plugins() -> None:
             ) from exc
         if callable(target):
             target()
+    import_modules(_env_imports())
+
+
+def _env_imports() -> list[str]:
+    return [m.strip() for m in os.environ.get(IMPORT_VAR, "").split(",") if m.strip()]
+
+
+def import_modules(modules: list[str] | tuple[str, ...], *, export: bool = False) -> None:
+    """Import each of ``modules`` for the environments it registers.
+
+    An entry is a module name (``mypkg.envs``; the current directory is searched too, as with
+    ``python -m``) or the path of a ``.py`` file. ``export`` also appends them to
+    ``$AGENTGYM_IMPORT``, so worker processes and ``torchrun`` children import them as well.
+    """
+    for name in modules:
+        try:
+            _import_one(name)
+            _imported.add(name)
+        except Exception as exc:  # noqa: BLE001 - any failure of the user's module, named
+            raise ImportError(
+                f"--import {name!r} (or {IMPORT_VAR}) failed: {exc!r}. Give a module name "
+                "importable from the current directory or a path to a .py file."
+            ) from exc
+    if export and modules:
+        known = _env_imports()
+        os.environ[IMPORT_VAR] = ",".join(known + [m for m in modules if m not in known])
+
+
+def _import_one(name: str) -> None:
+    if name.endswith(".py") or os.sep in name:
+        path = os.path.abspath(name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no file {path}")
+        mod_name = os.path.splitext(os.path.basename(path))[0]
+        loaded = sys.modules.get(mod_name)
+        if loaded is not None and os.path.abspath(getattr(loaded, "__file__", "") or "") == path:
+            return
+        module_spec = importlib.util.spec_from_file_location(mod_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ImportError(f"cannot load {path} as a module")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[mod_name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(mod_name, None)
+            raise
+        return
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    importlib.import_module(name)
 
 
 def spec(env_id: str) -> EnvSpec:
@@ -127,8 +187,15 @@ def spec(env_id: str) -> EnvSpec:
     except KeyError:
         close = difflib.get_close_matches(env_id, list(_REGISTRY), n=5, cutoff=0.4)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        own = (
+            ""
+            if env_id.startswith("agentgym/")
+            else " If your own module registers it, import that module with `--import MODULE` "
+            f"(or {IMPORT_VAR}=MODULE), or install a package that registers it through the "
+            f"{ENTRY_POINT_GROUP!r} entry-point group."
+        )
         raise KeyError(
-            f"No environment registered as {env_id!r}.{hint} "
+            f"No environment registered as {env_id!r}.{hint}{own} "
             f"Registered: {', '.join(sorted(_REGISTRY)) or '(none)'}. "
             "Run `agentgym envs` to list them."
         ) from None
@@ -195,9 +262,11 @@ class TurnLimit(gym.Wrapper[str, str, str, str]):
 
 
 __all__ = [
+    "IMPORT_VAR",
     "EnvSpec",
     "TurnLimit",
     "check_env",
+    "import_modules",
     "list_envs",
     "load_plugins",
     "make",

@@ -110,7 +110,10 @@ def test_inspect_table_filters_on_the_command_line(credited_run, capsys, monkeyp
     trajs = credited_run.read_trajectories(1)
     assert main(["inspect", str(credited_run.path)]) == 0
     out = capsys.readouterr().out
-    assert all(t.traj_id in out for t in trajs) and "6 of 6 trajectories shown" in out
+    assert "6 of 6 trajectories shown" in out
+    # short ids: the end after the last ':' (seed#member), unique here
+    assert all(t.traj_id.rsplit(":", 1)[1] in out for t in trajs)
+    assert not any(t.traj_id in out for t in trajs)
     won = [t for t in trajs if t.won]
     assert main(["inspect", str(credited_run.path), "--won"]) == 0
     assert f"{len(won)} of 6 trajectories shown" in capsys.readouterr().out
@@ -132,4 +135,23 @@ def test_inspect_one_trajectory_shows_advantages_anchor_and_edge(credited_run, c
         assert f"{turn.advantages['salt']:+.4f}" in out
     assert t.turns[0].observation in out
     assert main(["inspect", str(credited_run.path), "--traj", "missing"]) == 2
-    assert "No trajectory 'missing'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "No trajectory 'missing'" in err and err.count("\n") == 1
+    assert not any(other.traj_id in err for other in credited_run.read_trajectories(1))
+
+
+def test_inspect_traj_by_unique_end_or_row_number(credited_run, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    trajs = credited_run.read_trajectories(1)
+    target = trajs[4]
+    end = target.traj_id.rsplit(":", 1)[1]  # e.g. "2#1": seed and member
+    for query in (end, "4"):
+        assert main(["inspect", str(credited_run.path), "--traj", query]) == 0
+        out = capsys.readouterr().out
+        assert target.traj_id in out, query
+        assert not any(t.traj_id in out for t in trajs if t is not target)
+    # an end shared by several ids names them and asks for more
+    shared = trajs[0].traj_id[-2:]  # "#0": every group's first member
+    assert sum(t.traj_id.endswith(shared) for t in trajs) > 1
+    assert main(["inspect", str(credited_run.path), "--traj", shared]) == 2
+    assert "matches" in capsys.readouterr().err

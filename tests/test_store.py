@@ -1,5 +1,6 @@
 import json
 import os
+import stat
 from dataclasses import replace
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from agentgym import schema, store
 from agentgym.data import Batch, Trajectory, Turn
-from agentgym.store import MissingIterationError, NotARunError, Run, to_pandas
+from agentgym.store import MissingIterationError, NotARunError, Run, atomic_write, to_pandas
 
 
 def turn(i: int, **kw) -> Turn:
@@ -280,3 +281,16 @@ def _traj_for_truncate(it):
 
     turn = Turn("o", "a", "a", 1.0, True, False, "s")
     return Trajectory("t/T-v0", "x", it, "g", (turn,), True, traj_id=f"t{it}")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = atomic_write(tmp_path / "f.txt", lambda f: f.write(b"x"))
+        with open(tmp_path / "plain.txt", "w") as f:  # what open() makes under this umask
+            f.write("x")
+    finally:
+        os.umask(old)
+    expected = stat.S_IMODE(os.stat(tmp_path / "plain.txt").st_mode)
+    assert stat.S_IMODE(os.stat(path).st_mode) == expected == 0o666 & ~umask
