@@ -43,7 +43,10 @@ Info
 
 Arguments
     ``split``: ``train`` | ``valid_seen`` (in distribution) | ``valid_unseen`` (out of
-    distribution: generated games use ALFRED's held-out floor plans). ``task_types``: one name or
+    distribution: generated games use ALFRED's held-out floor plans). ``expert``: what
+    ``oracle_action`` plays: ``planner`` (default: a shortest plan, which knows where every
+    object is) or ``handcoded`` (alfworld's searching expert, which acts on what it has seen;
+    :mod:`agentgym.envs.alfworld_expert`). ``task_types``: one name or
     a list (default all six; short names like ``pick_and_place`` or ``heat`` work).
     ``data_dir``: a real ALFWorld data folder (the ``ALFWORLD_DATA`` that ``alfworld-download``
     fills, or its ``json_2.1.1``); ``$VARS`` expand, so ``data_dir="$ALFWORLD_DATA"`` reads the
@@ -73,6 +76,7 @@ from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
 from textworld.envs import PddlEnv
 
 from agentgym.core import ADMISSIBLE, INVALID, STATE_KEY, TASK, TASK_ID, WON, TextEnv
+from agentgym.envs.alfworld_expert import EXPERTS, HandcodedExpert
 from agentgym.envs.alfworld_fast import FastPddlEnv
 from agentgym.envs.alfworld_games import generated_game, real_games, task_type_of
 from agentgym.envs.alfworld_gen import SPLITS, TASK_TYPES, canonical_task_type
@@ -122,7 +126,12 @@ class ALFWorldEnv(TextEnv):
         data_dir: str | None = None,
         num_games: int | None = None,
         fast: bool = True,
+        expert: str = "planner",
     ):
+        if expert not in EXPERTS:
+            raise ValueError(f"Unknown expert {expert!r}; choose one of {', '.join(EXPERTS)}.")
+        self.expert = expert
+        self._handcoded: HandcodedExpert | None = None
         self.task_types = _task_types(task_types)
         self.split = split
         self.num_games = num_games
@@ -181,6 +190,9 @@ class ALFWorldEnv(TextEnv):
         self._state = self._engine.reset()
         self._plan = list(self._walkthrough) if self._walkthrough else None
         obs = self._state.feedback
+        if self.expert == "handcoded":
+            self._handcoded = HandcodedExpert(path, seed=int(seed or 0))
+            self._handcoded.observe_reset(obs)
         match = re.search(r"Your task is to: (.*)", obs)
         info = {
             TASK: match.group(1).strip() if match else "",
@@ -194,6 +206,8 @@ class ALFWorldEnv(TextEnv):
         invalid = command not in self._state["admissible_commands"]
         self._state, _, done = self._engine.step(command)
         self._follow_plan(command, invalid)
+        if self._handcoded is not None:
+            self._handcoded.stepped(command)
         won = bool(self._state["won"])
         return self._state.feedback, float(won), bool(done and won), False, self._info(invalid)
 
@@ -233,6 +247,8 @@ class ALFWorldEnv(TextEnv):
         task's relevant part (:func:`agentgym.envs.alfworld_plan.expert_plan`)."""
         if self._state is None or self._state["won"]:
             return None
+        if self._handcoded is not None:  # expert="handcoded": the searching expert
+            return self._handcoded.action(self._state, self._engine)
         if self._plan is None:
             params = self._traj.get("pddl_params", {})
             self._plan = expert_plan(self._engine, params, self.task_type) or []
