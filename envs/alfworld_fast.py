@@ -9,7 +9,7 @@ to SAS with Fast Downward's translator twice (about a second for an ALFRED scene
 text ever changes.
 
 :class:`FastPddlEnv` is a subclass of the stock ``PddlEnv`` that changes only *how* the same
-things are computed; nothing in textworld, tatsu or fast_downward is patched, so the stock
+things are computed; no code of textworld, tatsu or fast_downward is patched, so the stock
 engine stays available beside it (the identity test and the benchmark run both):
 
 - :class:`~agentgym.envs.alfworld_grammar.FastGrammar` derives text from the game's own grammar
@@ -23,6 +23,15 @@ engine stays available beside it (the identity test and the benchmark run both):
 - A command that is not admissible leaves the state untouched, so the state's infos are reused
   instead of recomputed; the feedback is the stock "Nothing happens.".
 
+Memory: textworld interns every ``Proposition`` and ``Signature`` it creates in one
+module-level dict (``mementos.core._memento_cache``, keyed by name and arguments) that is never
+cleared. ALFRED object names are unique to a floor plan and its object positions, so every newly
+loaded game left its few thousand facts (with their ``Variable`` objects) there for good: about
+1-3 MB per new game, the whole of ALFWorld's growth over a training run. Importing this module
+makes that table weak (:func:`weak_interning`): an interned fact lives as long as something
+else holds it, and equal facts alive at the same time are still one object, so interning keeps
+its meaning. The memos below are bounded and small (a few games), so memory stays flat.
+
 ``tests/envs/test_alfworld.py`` plays the same action sequences through this engine and the stock
 one and requires identical observations, admissible commands, rewards and outcomes.
 """
@@ -32,11 +41,13 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import weakref
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
 
 import fast_downward
+import mementos.core
 import textworld
 from textworld.core import GameState
 from textworld.envs import PddlEnv
@@ -52,6 +63,22 @@ from agentgym.envs.alfworld_grammar import (
     parse_query,
     parse_symbols,
 )
+
+
+# -- memory -----------------------------------------------------------------------------------
+def weak_interning() -> None:
+    """Make textworld's table of interned facts hold them weakly (see the module docstring).
+
+    ``mementos`` looks the table up as a module global on every construction, so swapping the
+    dict for a ``WeakValueDictionary`` with the same entries changes only how long unused
+    entries live. Idempotent.
+    """
+    table = mementos.core._memento_cache
+    if not isinstance(table, weakref.WeakValueDictionary):
+        mementos.core._memento_cache = weakref.WeakValueDictionary(table)
+
+
+weak_interning()
 
 
 # -- logic and state --------------------------------------------------------------------------
@@ -92,7 +119,7 @@ def translate_replan(domain: str, problem: str) -> str:
 
 
 _INITIAL_FACTS: dict[tuple[str, str], tuple] = {}
-_INITIAL_FACTS_MAX = 64
+_INITIAL_FACTS_MAX = 16
 
 
 def clear_caches() -> None:
