@@ -51,6 +51,7 @@ SMOKE = [
     "trainer.iterations=1",
     "trainer.eval_episodes=1",
     "trainer.eval_every=0",
+    "trainer.eval_at_start=true",
     "trainer.micro_batch_tokens=8192",
 ]
 
