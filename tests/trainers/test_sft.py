@@ -226,6 +226,9 @@ def test_warm_start_from_oracle_episodes_makes_the_tiny_model_play_the_toy(tmp_p
     assert epochs[-1]["sft_nll"] < epochs[0]["sft_nll"]
     assert Run(run.path / "expert").read_trajectories()  # the oracle episodes, a rollout folder
     assert (run.path / "model" / "config.json").is_file()
+    # the expert data is data like any other: the trained-on trajectories replay and inspect
+    assert main(["replay", str(run.path)]) == 0
+    assert main(["inspect", str(run.path)]) == 0
     # RL starts from the warm-started weights with one setting
     out = tmp_path / "rl"
     code = main(
