@@ -26,3 +26,15 @@ register("agentgym/TextWorld-CoinCollector-v0", "agentgym.envs.textworld:TextWor
 register("agentgym/TextWorld-TreasureHunter-v0", "agentgym.envs.textworld:TextWorldEnv", family="treasure_hunter", level=5, max_turns=50, description="TextWorld Treasure Hunter: find the named object among distractors (level=1..30; level 5: 5 rooms, easy).")
 register("agentgym/TextWorld-Cooking-v0", "agentgym.envs.textworld:TextWorldEnv", family="cooking", recipe=1, take=1, go=1, open=True, cook=True, cut=True, drop=False, max_turns=50, description="TextWorld Cooking (FTWP): read the recipe, fetch, cook and cut, prepare and eat; knobs recipe=, take=, go=1|6|9|12, open/cook/cut/drop=.")
 # fmt: on
+
+# Other collections (extra: ecosystems); their packages load only when an env is made.
+from agentgym.envs.gem import GAMES as _GEM_GAMES  # noqa: E402
+from agentgym.envs.gem import REASONING_GYM as _GEM_REASONING_GYM  # noqa: E402
+from agentgym.envs.textarena import GAMES as _TEXTARENA_GAMES  # noqa: E402
+
+for _game, _turns in _TEXTARENA_GAMES.items():
+    register(f"textarena/{_game}", "agentgym.envs.textarena:TextArenaEnv", game=_game, max_turns=_turns, description=f"TextArena {_game}, single player (extra: ecosystems).")  # fmt: skip
+for _game, _turns in _GEM_GAMES.items():
+    register(f"gem/{_game}", "agentgym.envs.gem:GEMEnv", env_id=f"game:{_game}", max_turns=_turns, description=f"GEM game:{_game} (extra: ecosystems).")  # fmt: skip
+for _task in _GEM_REASONING_GYM:
+    register(f"gem/rg-{_task}-v0", "agentgym.envs.gem:GEMEnv", env_id=f"rg:{_task}", max_turns=3, description=f"GEM rg:{_task}, a single-turn Reasoning Gym task (extra: ecosystems).")  # fmt: skip
