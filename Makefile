@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.agentgym-installed
 TORCH   := torch==2.13.0
-EXTRAS  := dev,hf,envs,view,ray
+EXTRAS  := dev,hf,envs,view,ray,ecosystems
 
 .PHONY: setup demo test test-fast test-all bench lint clean
 

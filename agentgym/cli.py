@@ -143,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
     add_sft_command(sub)
 
     add_tool_commands(sub)  # replay, inspect, view, eval, compare
+    from agentgym.serve import add_serve_command
+
+    add_serve_command(sub)  # serve an env over HTTP
     return p
 
 
