@@ -34,7 +34,10 @@ Episode end
 
 Info
     Besides the contract keys: ``task_type`` (for per-type success in evaluation), ``game_file``
-    and ``split``. ``state_key`` hashes the sorted PDDL facts that can change (where things are,
+    and ``split``. ``progress``: which sub-goals of the task hold (e.g. ``seen``, ``held``,
+    ``cleaned``, ``at_receptacle``, ``placed``; :mod:`agentgym.envs.alfworld_progress`) and
+    ``progress_count``: how many (all of them when won); ``reward.progress`` shapes with it.
+    ``state_key`` hashes the sorted PDDL facts that can change (where things are,
     what is open, held, clean, hot, cool or on); "Nothing happens." repeats across states, the
     key does not. Left out: facts that never change, the bookkeeping fact ``checked`` that look
     and examine add (no precondition or goal reads it) and the engine's ``not_*`` copies of
@@ -81,6 +84,7 @@ from agentgym.envs.alfworld_fast import FastPddlEnv
 from agentgym.envs.alfworld_games import generated_game, real_games, task_type_of
 from agentgym.envs.alfworld_gen import SPLITS, TASK_TYPES, canonical_task_type
 from agentgym.envs.alfworld_plan import expert_plan
+from agentgym.envs.alfworld_progress import ProgressTracker, progress_info
 
 MAX_COMMAND = 200
 KEY_EXCLUDED = frozenset(  # facts that never change, and the bookkeeping fact ``checked``
@@ -188,6 +192,7 @@ class ALFWorldEnv(TextEnv):
                 json.loads(path.read_text()).get("walkthrough") if generated else None
             )
         self._state = self._engine.reset()
+        self._progress = ProgressTracker(self._traj.get("pddl_params", {}), self.task_type)
         self._plan = list(self._walkthrough) if self._walkthrough else None
         obs = self._state.feedback
         if self.expert == "handcoded":
@@ -220,6 +225,7 @@ class ALFWorldEnv(TextEnv):
             "task_type": self.task_type,
             "game_file": str(self._loaded),
             "split": self.split,
+            **progress_info(self._progress.update(self._engine.unwrapped._pddl_state.facts)),
         }
 
     def _current_state_key(self) -> str:
