@@ -274,9 +274,10 @@ def cmd_rollout(args: argparse.Namespace, console: Console) -> int:
     )
     run = Run.create(out)
     run.metrics_path.unlink(missing_ok=True)  # a replaced rollout starts its metrics afresh
-    skip = ("handler", "env_kwarg", "imports")
+    skip = ("handler", "env_kwarg")  # imports stay: replay imports them again
     config = {k: v for k, v in vars(args).items() if k not in skip}
-    config.update(env=env_id, env_kwargs=kwargs)
+    files = [str(Path(m).resolve()) if m.endswith(".py") else m for m in args.imports]
+    config.update(env=env_id, env_kwargs=kwargs, imports=files)
     run.write_config(config)
     run.write_trajectories(batch, iteration=1)
     stats = rollout_stats(batch)

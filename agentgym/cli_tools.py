@@ -151,6 +151,11 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     run = Run(args.run)
     if not run.iterations():
         raise CliError(f"Run {str(run.path)!r} has no trajectories to replay.")
+    recorded = run.read_config().get("imports") or []
+    if recorded:  # the modules `agentgym rollout --import` loaded for this run's env
+        from agentgym.registry import import_modules
+
+        import_modules([str(m) for m in recorded if m not in args.imports], export=True)
     iterations = None if args.iter is None else [args.iter]
     results = replay_run(run, iterations=iterations, traj_id=args.traj)
     print_report(results, console)

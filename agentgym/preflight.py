@@ -171,7 +171,10 @@ def check_train(cfg: Any) -> None:
     try:
         credit.make_config(cfg.credit.estimator, cfg.credit.options)
     except KeyError as exc:
-        raise PreflightError(f"credit: {exc.args[0] if exc.args else exc}") from None
+        msg = str(exc.args[0] if exc.args else exc)
+        if cfg.credit.options and "option" in msg.lower():
+            msg += " When switching estimators, reset the recipe's options: credit.options={}."
+        raise PreflightError(f"credit: {msg}") from None
     check_eval_seeds(cfg)
     env = cfg.env
     check_env_builds(env.id, env.kwargs, max_turns=env.max_turns, seed=env.seed, where="env.kwargs")

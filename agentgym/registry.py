@@ -194,10 +194,11 @@ def spec(env_id: str) -> EnvSpec:
             f"(or {IMPORT_VAR}=MODULE), or install a package that registers it through the "
             f"{ENTRY_POINT_GROUP!r} entry-point group."
         )
+        listed = ", ".join(sorted(_REGISTRY)) if len(_REGISTRY) <= 8 else ""
         raise KeyError(
             f"No environment registered as {env_id!r}.{hint}{own} "
-            f"Registered: {', '.join(sorted(_REGISTRY)) or '(none)'}. "
-            "Run `agentgym envs` to list them."
+            f"{len(_REGISTRY)} are registered{': ' + listed if listed else ''}; "
+            "`agentgym envs` lists them."
         ) from None
 
 

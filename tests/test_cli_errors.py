@@ -14,12 +14,19 @@ from pool_envs import FAULTY
 import agentgym
 from agentgym import credit
 from agentgym.cli import main
+from agentgym.config import load
 from agentgym.registry import list_envs, spec
 from agentgym.store import Run
 
 ENV = "agentgym/KeyDoor-Small-v0"
 MAZE = "agentgym/Maze-4x4-v0"  # the random policy wins about half its episodes
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml")
+
+
+def load_config(path: str, overrides: list[str]):
+    from agentgym.trainers.config import TrainConfig
+
+    return load(TrainConfig, path, overrides)
 
 
 def error_of(capsys) -> str:
@@ -207,3 +214,29 @@ def test_cli_tools_does_not_import_cli():
         if isinstance(node, ast.ImportFrom) and node.module
     }
     assert "agentgym.cli" not in imported
+
+
+def test_eval_config_points_a_run_at_a_variant():
+    from agentgym.evaluate import eval_config
+    from agentgym.trainers.config import TrainConfig
+
+    cfg = load_config(CONFIG, ["trainer.eval_env_kwargs={n_rooms: 3}"])
+    same = eval_config(cfg, ENV, {"n_rooms": 4}, seed=None)
+    assert same.env.kwargs == {**cfg.env.kwargs, "n_rooms": 4}
+    assert same.env.max_turns == cfg.env.max_turns
+    # the run's own evaluation env does not override the one asked for
+    assert same.trainer.eval_env_kwargs == {} and same.trainer.eval_env_id == ""
+    other = eval_config(TrainConfig(), MAZE, None, seed=7)
+    assert other.env.id == MAZE and other.env.kwargs == {} and other.trainer.eval_seed == 7
+
+
+@pytest.mark.slow
+def test_training_log_lines_do_not_wrap_in_a_file(tmp_path, capsys):
+    tiny = ["policy.model=tiny", "env.max_turns=2", "env.tasks_per_iter=1", "env.group_size=2"]
+    tiny += ["trainer.iterations=1", "trainer.eval_episodes=2", "trainer.eval_every=0"]
+    assert main(["train", CONFIG, f"out_dir={tmp_path}", "name=r", *tiny]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    record = next(r for r in Run(tmp_path / "r").read_metrics() if r.get("phase") == "train")
+    (line,) = [x for x in lines if x.startswith("iter 1/1")]
+    assert len(line) > 80 and "tok/s" in line  # the whole record on one line
+    assert f"loss {record['loss']:+.4f}" in line
