@@ -71,3 +71,23 @@ def test_subgoal_lists():
     assert subgoals("pick_and_place_simple") == ("seen", "held", "at_receptacle", "placed")
     assert subgoals("pick_heat_then_place_in_recep")[2] == "heated"
     assert len(subgoals("pick_two_obj_and_place")) == 7
+
+
+def test_progress_reaches_the_trainer_through_stored_trajectories():
+    """Expert episodes collected as the trainer collects them: the shaping term reads the reset
+    info and each turn's info, and its sum is Phi(end) - Phi(start) = 1 - Phi(start)."""
+    from agentgym.policy.scripted import OraclePolicy
+    from agentgym.rollout import collect
+    from agentgym.trainers.shaping import (
+        ProgressSection,
+        potentials,
+        progress_shaping,
+        progress_stats,
+    )
+
+    batch = collect("agentgym/ALFWorld-v0", OraclePolicy(), tasks=2, group_size=1, seed=1000)
+    assert all(t.won for t in batch.trajectories)
+    assert progress_stats(batch)["progress/final"] == 1.0
+    for traj in batch.trajectories:
+        start = potentials(traj)[0]
+        assert sum(progress_shaping(traj, ProgressSection(coef=1.0))) == pytest.approx(1 - start)
