@@ -2,6 +2,15 @@
 
     python bench/memory.py [--envs alfworld,textworld,code] [--episodes 500] [--batch 20]
                            [--warmup 100] [--today-episodes 200] [--out bench/results/memory.md]
+    python bench/memory.py --envs alfworld --modes pool --turns 5 --before    # issue 18, both
+    python bench/memory.py --rollout [--list-actions] [--rollout-turns 30]   # peak of a rollout
+
+``--before`` adds, for each env, the same measurement with ALFWorld's engine memory as it was
+before issue 18 (textworld's strong table of interned facts, the initial-facts memo at 64 games),
+so the table shows both side by side. ``--rollout`` measures the peak resident memory (VmHWM) of
+a 16-episode ALFWorld PickAndPlace rollout with SmolLM2-135M under constrained decoding, as
+``configs/alfworld_pick.yaml`` plays it (4 tasks x 4, 30 turns, ``max_batch`` 16), and appends
+its row to ``--out``.
 
 For each env, episodes are collected in batches (``batch`` episodes: batch/2 tasks x 2) as the
 trainer does, each batch with new seeds, in a fresh child process per mode:
@@ -53,7 +62,20 @@ def rss_mb(pid: int, children: bool = True) -> float:
     return total
 
 
-def child(env: str, mode: str, episodes: int, batch: int, recycle_after: int) -> None:
+def restore_old_alfworld_memory() -> None:
+    """ALFWorld's engine memory as before issue 18: textworld's intern table a plain dict (it
+    keeps every fact of every game loaded) and the initial-facts memo at 64 games."""
+    import mementos.core
+
+    from agentgym.envs import alfworld_fast
+
+    mementos.core._memento_cache = dict(mementos.core._memento_cache)
+    alfworld_fast._INITIAL_FACTS_MAX = 64
+
+
+def child(
+    env: str, mode: str, episodes: int, batch: int, recycle_after: int, turns: int = 10
+) -> None:
     """Collect ``episodes`` in batches; print one JSON line: RSS (MB) after each batch."""
     from agentgym.policy.scripted import FixedPolicy, RandomPolicy
     from agentgym.pool import EnvPool
@@ -63,7 +85,10 @@ def child(env: str, mode: str, episodes: int, batch: int, recycle_after: int) ->
     env_id = ENVS[env]
     tasks = batch // 2
     kwargs = ENV_KWARGS.get(env, {})
-    kw: dict = {"tasks": tasks, "group_size": 2, "max_turns": 10, "env_kwargs": kwargs}
+    if mode.endswith("-before"):
+        restore_old_alfworld_memory()
+        mode = mode.removesuffix("-before")
+    kw: dict = {"tasks": tasks, "group_size": 2, "max_turns": turns, "env_kwargs": kwargs}
     if env == "code":
         program = "print(sum(i * i for i in range(20000)))"
         kw["action_format"] = "tool"
@@ -80,14 +105,14 @@ def child(env: str, mode: str, episodes: int, batch: int, recycle_after: int) ->
 
     pool = None
     if mode == "pool":
-        pool = EnvPool(env_id, env_kwargs=kwargs, max_turns=10)
+        pool = EnvPool(env_id, env_kwargs=kwargs, max_turns=turns)
     elif mode == "pool-process":
-        pool = EnvPool(env_id, env_kwargs=kwargs, max_turns=10, workers=2, executor="process")
+        pool = EnvPool(env_id, env_kwargs=kwargs, max_turns=turns, workers=2, executor="process")
     elif mode == "pool-recycle":
         pool = EnvPool(
             env_id,
             env_kwargs=kwargs,
-            max_turns=10,
+            max_turns=turns,
             workers=2,
             executor="process",
             recycle_after=recycle_after,
@@ -102,11 +127,64 @@ def child(env: str, mode: str, episodes: int, batch: int, recycle_after: int) ->
     print(json.dumps({"rss": series, "own": own, "seconds": time.perf_counter() - start}))
 
 
-def run_child(env: str, mode: str, episodes: int, batch: int, recycle_after: int) -> dict:
+def rollout_child(list_actions: bool, turns: int, tasks: int, group: int) -> None:
+    """One ALFWorld PickAndPlace rollout with SmolLM2-135M, constrained decoding; print one JSON
+    line: peak and final RSS (MB), the KV bytes kept at the end, turns played, seconds."""
+    import torch
+
+    from agentgym.policy.hf import HFPolicy
+    from agentgym.policy.models import load_model
+    from agentgym.prompting import action_format
+    from agentgym.rollout import collect
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    model, tokenizer = load_model("smollm2-135m")
+    policy = HFPolicy(model, tokenizer, max_batch=16, action_mode="constrained")
+    start = time.perf_counter()
+    batch = collect(
+        "agentgym/ALFWorld-PickAndPlace-v0",
+        policy,
+        tasks=tasks,
+        group_size=group,
+        seed=0,
+        max_turns=turns,
+        action_format=action_format("plain", list_actions=list_actions),
+    )
+    status = Path("/proc/self/status").read_text()
+    peak = int(status.split("VmHWM:")[1].split()[0]) / 1024
+    result = {
+        "peak": round(peak, 1),
+        "end": round(rss_mb(os.getpid(), children=False), 1),
+        "turns": sum(len(t.turns) for t in batch.trajectories),
+        "prefill_tokens": policy.stats["prefill_tokens"],
+        "seconds": round(time.perf_counter() - start),
+    }
+    print(json.dumps(result))
+
+
+def run_child(
+    env: str, mode: str, episodes: int, batch: int, recycle_after: int, turns: int = 10
+) -> dict:
     cmd = [sys.executable, __file__, "--child", env, mode, str(episodes), str(batch)]
-    cmd.append(str(recycle_after))
+    cmd += [str(recycle_after), str(turns)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rollout_row(args: argparse.Namespace) -> str:
+    """Run :func:`rollout_child` in a fresh process and format its table row."""
+    cmd = [sys.executable, __file__, "--rollout-child", str(int(args.list_actions))]
+    cmd += [str(args.rollout_turns), str(args.rollout_tasks), str(args.rollout_group)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return (
+        f"| {rev} | {'yes' if args.list_actions else 'no'} "
+        f"| {args.rollout_tasks * args.rollout_group} x {args.rollout_turns} | {r['turns']} "
+        f"| {r['prefill_tokens']} | {r['peak']:.0f} | {r['end']:.0f} | {r['seconds']} |"
+    )
 
 
 def main() -> None:
@@ -119,11 +197,31 @@ def main() -> None:
     parser.add_argument("--today-episodes", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("bench/results/memory.md"))
     parser.add_argument("--recycle-after", type=int, default=20)
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--turns", type=int, default=10, help="Turns per episode.")
+    parser.add_argument(
+        "--before", action="store_true", help="Also run each mode with the old ALFWorld memory."
+    )
+    parser.add_argument("--rollout", action="store_true", help="Peak RSS of a SmolLM2 rollout.")
+    parser.add_argument("--list-actions", action="store_true")
+    parser.add_argument("--rollout-turns", type=int, default=30)
+    parser.add_argument("--rollout-tasks", type=int, default=4)
+    parser.add_argument("--rollout-group", type=int, default=4)
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--rollout-child", nargs=4, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        env, mode, episodes, batch, recycle_after = args.child
-        child(env, mode, int(episodes), int(batch), int(recycle_after))
+        env, mode, episodes, batch, recycle_after, turns = args.child
+        child(env, mode, int(episodes), int(batch), int(recycle_after), int(turns))
+        return
+    if args.rollout_child:
+        list_actions, turns, tasks, group = args.rollout_child
+        rollout_child(bool(list_actions), turns, tasks, group)
+        return
+    if args.rollout:
+        row = rollout_row(args)
+        print(row)
+        with args.out.open("a") as f:
+            f.write(row + "\n")
         return
     lines = [
         "# bench/memory.py: resident memory over many episodes\n",
@@ -138,9 +236,12 @@ def main() -> None:
     ]
     warm = max(args.warmup // args.batch, 1)
     for env in args.envs.split(","):
-        for mode in args.modes.split(","):
-            episodes = args.today_episodes if mode == "today" else args.episodes
-            result = run_child(env, mode, episodes, args.batch, args.recycle_after)
+        modes = args.modes.split(",")
+        if args.before:
+            modes = [m for mode in modes for m in (f"{mode}-before", mode)]
+        for mode in modes:
+            episodes = args.today_episodes if mode.startswith("today") else args.episodes
+            result = run_child(env, mode, episodes, args.batch, args.recycle_after, args.turns)
             rss, own = result["rss"], result["own"]
             base, end = rss[warm - 1], rss[-1]
             per100 = (end - base) / max(episodes - warm * args.batch, 1) * 100
