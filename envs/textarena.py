@@ -163,13 +163,24 @@ CANDIDATES: dict[str, Callable[[Any], list[str]]] = {
     "FifteenPuzzleEnv": lambda e: list(_DIRS),
     "Game2048Env": lambda e: list(_DIRS),
     "GuessTheNumberEnv": lambda e: [f"[{n}]" for n in range(e.min_number, e.max_number + 1)],
-    "MinesweeperEnv": lambda e: [f"[{r} {c}]" for r in range(e.rows) for c in range(e.cols)],
+    "MinesweeperEnv": lambda e: [
+        f"[{r} {c}]" for r in range(e.rows) for c in range(e.cols) if not e.revealed[r][c]
+    ],
     "LightsOutEnv": lambda e: [f"[{r} {c}]" for r in range(e.size) for c in range(e.size)],
     "SecretaryEnv": lambda e: ["[accept]", "[continue]"],
     "BanditEnv": lambda e: [f"[{b}]" for b in e.buttons],
     "BlackjackEnv": lambda e: ["[hit]", "[stand]"],
     "ThreeCardMonteEnv": lambda e: [f"[{k}]" for k in range(e.num_cups)],
 }
+
+
+# Games whose candidate moves are listed without trying them: trying would reveal hidden state
+# (a Minesweeper reveal that hits a mine is, for TextArena, an invalid move).
+UNTRIED: frozenset[str] = frozenset({"MinesweeperEnv"})
+
+# Invalid moves that end the game here (TextArena lets one pass with a warning; with the error
+# allowance raised they would never end it): Minesweeper's mine.
+FATAL: dict[str, str] = {"MinesweeperEnv": "You hit a mine"}
 
 
 def build_game(game: str, **kwargs: Any) -> Any:
@@ -276,6 +287,12 @@ class TextArenaEnv(TextEnv):
         invalid = bool(getattr(state, "error_count", 0))
         lines = [str(m) for _, m, kind in messages if kind != ObservationType.PLAYER_ACTION]
         reward, won = 0.0, False
+        fatal = FATAL.get(type(self._env).__name__)
+        if invalid and fatal and any(fatal in line for line in lines):
+            done, invalid = True, False  # a legal move that loses: the game's progress score
+            score = getattr(self._env, "_get_percentage_completion", lambda: 0.0)()
+            state.rewards, state.done = {0: float(score)}, True
+            state.game_info[0]["reason"] = f"Game over: {fatal.lower()}."
         if done:
             self._done = True
             reward = float((state.rewards or {}).get(0, 0.0))
@@ -303,6 +320,8 @@ class TextArenaEnv(TextEnv):
             return None
         if self._done:
             return []
+        if type(self._env).__name__ in UNTRIED:
+            return candidates(self._env)
         accepted = []
         with private_rng(self._rng, keep=False):
             snapshot = random.getstate(), np.random.get_state()

@@ -149,3 +149,23 @@ def test_episodes_in_turn_match_episodes_one_after_another_and_leave_global_rng_
 def test_gymnasium_make_builds_it_too():
     env = gymnasium.make(HANOI)
     assert env.reset(seed=4) == agentgym.make(HANOI).reset(seed=4)
+
+
+def test_minesweeper_moves_do_not_reveal_the_mines_and_a_mine_ends_the_game():
+    env = agentgym.make("textarena/Minesweeper-v0-small")
+    rng = random.Random(1)
+    outcomes = []
+    for seed in range(6):
+        _, info = env.reset(seed=seed)
+        # every covered cell is offered, mine or not (the list is the board's, not a trial's)
+        assert sorted(info["admissible_actions"]) == sorted(
+            f"[{r} {c}]" for r in range(5) for c in range(5)
+        )
+        while True:
+            obs, reward, terminated, truncated, info = env.step(
+                rng.choice(info["admissible_actions"])
+            )
+            if terminated or truncated:
+                break
+        outcomes.append((info["won"], "hit a mine" in obs, info["invalid"]))
+    assert (False, True, False) in outcomes  # a mine: a loss, and not an invalid move
