@@ -35,6 +35,6 @@ from agentgym.envs.textarena import GAMES as _TEXTARENA_GAMES  # noqa: E402
 for _game, _turns in _TEXTARENA_GAMES.items():
     register(f"textarena/{_game}", "agentgym.envs.textarena:TextArenaEnv", game=_game, max_turns=_turns, description=f"TextArena {_game}, single player (extra: ecosystems).")  # fmt: skip
 for _game, _turns in _GEM_GAMES.items():
-    register(f"gem/{_game}", "agentgym.envs.gem:GEMEnv", env_id=f"game:{_game}", max_turns=_turns, description=f"GEM game:{_game} (extra: ecosystems).")  # fmt: skip
+    register(f"gem/{_game}", "agentgym.envs.gem:GEMEnv", gem_id=f"game:{_game}", max_turns=_turns, description=f"GEM game:{_game} (extra: ecosystems).")  # fmt: skip
 for _task in _GEM_REASONING_GYM:
-    register(f"gem/rg-{_task}-v0", "agentgym.envs.gem:GEMEnv", env_id=f"rg:{_task}", max_turns=3, description=f"GEM rg:{_task}, a single-turn Reasoning Gym task (extra: ecosystems).")  # fmt: skip
+    register(f"gem/rg-{_task}-v0", "agentgym.envs.gem:GEMEnv", gem_id=f"rg:{_task}", max_turns=3, description=f"GEM rg:{_task}, a single-turn Reasoning Gym task (extra: ecosystems).")  # fmt: skip

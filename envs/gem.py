@@ -21,17 +21,17 @@ from agentgym.envs.textarena import RngHolder, canonical_key, import_or_explain,
 
 # GEM game id (without "game:") -> agentgym max_turns (above the game's own limit, which ends
 # the episode as GEM defines it; agentgym's limit stops a run of invalid replies). One registered
-# id per game, the easy variant; the -hard and -random ones run offline too (give env_id=).
+# id per game, the easy variant; the -hard and -random ones run offline too (give gem_id=).
 GAMES: dict[str, int] = {
     "GuessTheNumber-v0-easy": 10, "Mastermind-v0-easy": 20, "Minesweeper-v0-easy": 40,
     "FifteenPuzzle-v0-easy": 20, "Sudoku-v0-easy": 25, "TowerofHanoi-v0-easy": 20,
     "Game2048-v0-easy": 60, "Sokoban-v0-easy": 30,
 }  # fmt: skip
 # game:Crosswords-v0-easy and -hard run offline too but take ~2 s per reset; make one with
-# make("gem/Sudoku-v0-easy", env_id="game:Crosswords-v0-easy", max_turns=40).
+# make("gem/Sudoku-v0-easy", gem_id="game:Crosswords-v0-easy", max_turns=40).
 
 # A few of the Reasoning Gym tasks GEM registers as rg:<name> (single turn: one boxed answer,
-# scored by reasoning_gym). All but rg:composite reset offline; give env_id="rg:<name>" for the
+# scored by reasoning_gym). All but rg:composite reset offline; give gem_id="rg:<name>" for the
 # others.
 REASONING_GYM: tuple[str, ...] = ("basic_arithmetic", "chain_sum", "gcd", "leg_counting")
 
@@ -142,8 +142,8 @@ class GEMEnv(TextEnv):
 
     ## Arguments
 
-    ``env_id``: a GEM id (``game:TowerofHanoi-v0-easy``, ``rg:basic_arithmetic``); other keyword
-    arguments go to the GEM env.
+    ``gem_id``: a GEM id (``game:TowerofHanoi-v0-easy``, ``rg:basic_arithmetic``); other keyword
+    arguments go to the GEM env. (Not ``env_id``: that name is ``agentgym.make``'s own.)
 
     ## State key
 
@@ -155,12 +155,12 @@ class GEMEnv(TextEnv):
     - v0: gem-llm 0.1.0.
     """
 
-    def __init__(self, env_id: str, **env_kwargs: Any) -> None:
-        self.env_id = env_id
-        self._single_turn = env_id.startswith("rg:")
+    def __init__(self, gem_id: str, **env_kwargs: Any) -> None:
+        self.env_id = gem_id
+        self._single_turn = gem_id.startswith("rg:")
         self._rng = RngHolder()
         with private_rng(self._rng):
-            self._env = build_gem(env_id, **env_kwargs)
+            self._env = build_gem(gem_id, **env_kwargs)
         self._done = False
         self._obs_head = ""
 
