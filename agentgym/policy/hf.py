@@ -342,6 +342,9 @@ class HFPolicy:
         prefill = sorted(set(unique)) if fresh else list(range(len(rows)))
         layers, ids, mask, positions = self._prefill_inputs([rows[i] for i in prefill])
         cache = kvcache.to_cache(layers)
+        del layers  # the cache's first update replaces these tensors: let them go then
+        fresh_rows = [r.kv is None for r in rows]
+        self._release_kv(rows)
         self.stats["prefill_tokens"] += sum(len(rows[i].feed) for i in prefill)
         logits = self._forward(ids, mask, positions, cache)  # [B', V]
         idx = None
@@ -351,9 +354,7 @@ class HFPolicy:
             logits, mask, positions = logits[idx], mask[idx], positions[idx]
         if self.prefix is not None:
             keys = [r.key for r in rows]
-            self.prefix.prefilled(
-                keys, [r.kv is None for r in rows], [len(r.feed) for r in rows], idx
-            )
+            self.prefix.prefilled(keys, fresh_rows, [len(r.feed) for r in rows], idx)
         next_pos = positions[:, -1] + 1  # [B]
         live = list(range(len(rows)))  # rows[live[b]] is batch row b
         while True:
@@ -389,6 +390,16 @@ class HFPolicy:
             if self.prefix is not None:
                 self.prefix.stepped([rows[i].key for i in live])
             next_pos = next_pos + 1
+
+    def _release_kv(self, rows: list[_Row]) -> None:
+        """Drop the rows' own caches once merged into the batch cache (a copy): only the batch
+        cache and the caches extracted for the next turn stay, not a third copy. A turn that
+        fails after this re-prefills those conversations from their token ids."""
+        for row in rows:
+            row.kv = None
+            ep = self._episodes.get(row.key)
+            if ep is not None:
+                ep.kv = None
 
     def _allowed(self, rows: list[_Row], vocab: int) -> torch.Tensor | None:
         """Allowed-token mask [B, V] of a decoding step (None when no row is constrained)."""
