@@ -23,6 +23,7 @@ against a full forward and falls back to full forwards if they disagree.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,11 +167,13 @@ def top_logits(
     from transformers.masking_utils import create_causal_mask  # noqa: PLC0415
 
     positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+    # the cache argument is `cache` in some transformers releases, `past_key_values` in others
+    params = inspect.signature(create_causal_mask).parameters
     mask = create_causal_mask(
         config=parts.config,
         inputs_embeds=hidden,
         attention_mask=attention_mask,
-        cache=None,
+        **{"cache" if "cache" in params else "past_key_values": None},
         position_ids=positions,
     )
     rope = parts.inner.rotary_emb(hidden, position_ids=positions)
