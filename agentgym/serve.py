@@ -331,8 +331,9 @@ class RemoteEnv(TextEnv):
 
     ``url``: the server, e.g. ``http://127.0.0.1:8000``; ``timeout``: seconds per request.
 
-    The served env keeps its own turn limit (it reports ``truncated``); register or make this
-    client with a larger ``max_turns`` (``agentgym/Remote-v0`` uses 100000).
+    The served env keeps its own turn limit (it reports ``truncated``); register this client
+    with a larger ``max_turns``: ``agentgym.register("served/Name-v0", "agentgym.serve:RemoteEnv",
+    url=..., max_turns=100_000)``.
     """
 
     def __init__(self, url: str, timeout: float = 60.0) -> None:
@@ -412,7 +413,7 @@ def add_serve_command(sub: Any) -> None:
     from agentgym.cli_tools import add_env_kwarg_option, add_import_option
 
     sv = sub.add_parser(
-        "serve", help="serve a registered environment over HTTP (agentgym/Remote-v0 plays it)"
+        "serve", help="serve a registered environment over HTTP (agentgym.serve.RemoteEnv plays it)"
     )
     sv.add_argument("env", metavar="ENV", help="environment id, optionally ID:KEY=VALUE,...")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -438,9 +439,7 @@ def cmd_serve(args: argparse.Namespace, console: Any) -> int:
         max_sessions=args.max_sessions,
         idle_timeout=args.idle_timeout,
     )
-    console.print(
-        f"Serving {env_id} at {server.url} (agentgym.make('agentgym/Remote-v0', url='{server.url}'))"
-    )
+    console.print(f"Serving {env_id} at {server.url}; play it with RemoteEnv('{server.url}')")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
