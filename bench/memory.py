@@ -127,19 +127,36 @@ def child(
     print(json.dumps({"rss": series, "own": own, "seconds": time.perf_counter() - start}))
 
 
-def rollout_child(list_actions: bool, turns: int, tasks: int, group: int) -> None:
+def hf_policy_class(rev: str) -> type:
+    """``HFPolicy`` as in the working tree (``rev`` empty) or as ``agentgym/policy/hf.py`` was at
+    git revision ``rev`` (its source run as a module of its own, against today's helpers)."""
+    if not rev:
+        from agentgym.policy.hf import HFPolicy
+
+        return HFPolicy
+    import types
+
+    source = subprocess.run(
+        ["git", "show", f"{rev}:agentgym/policy/hf.py"], capture_output=True, text=True, check=True
+    ).stdout
+    module = types.ModuleType("hf_at_rev")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{rev}:agentgym/policy/hf.py", "exec"), module.__dict__)
+    return module.HFPolicy
+
+
+def rollout_child(list_actions: bool, turns: int, tasks: int, group: int, rev: str = "") -> None:
     """One ALFWorld PickAndPlace rollout with SmolLM2-135M, constrained decoding; print one JSON
-    line: peak and final RSS (MB), the KV bytes kept at the end, turns played, seconds."""
+    line: peak and final RSS (MB), turns played, tokens prefilled, seconds."""
     import torch
 
-    from agentgym.policy.hf import HFPolicy
     from agentgym.policy.models import load_model
     from agentgym.prompting import action_format
     from agentgym.rollout import collect
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     model, tokenizer = load_model("smollm2-135m")
-    policy = HFPolicy(model, tokenizer, max_batch=16, action_mode="constrained")
+    policy = hf_policy_class(rev)(model, tokenizer, max_batch=16, action_mode="constrained")
     start = time.perf_counter()
     batch = collect(
         "agentgym/ALFWorld-PickAndPlace-v0",
@@ -175,10 +192,10 @@ def rollout_row(args: argparse.Namespace) -> str:
     """Run :func:`rollout_child` in a fresh process and format its table row."""
     cmd = [sys.executable, __file__, "--rollout-child", str(int(args.list_actions))]
     cmd += [str(args.rollout_turns), str(args.rollout_tasks), str(args.rollout_group)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    out = subprocess.run(cmd + [args.hf_rev], capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     rev = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ["git", "rev-parse", "--short", args.hf_rev or "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     return (
         f"| {rev} | {'yes' if args.list_actions else 'no'} "
@@ -207,15 +224,18 @@ def main() -> None:
     parser.add_argument("--rollout-tasks", type=int, default=4)
     parser.add_argument("--rollout-group", type=int, default=4)
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
-    parser.add_argument("--rollout-child", nargs=4, type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--hf-rev", default="", help="--rollout: use agentgym/policy/hf.py as at this git revision."
+    )
+    parser.add_argument("--rollout-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         env, mode, episodes, batch, recycle_after, turns = args.child
         child(env, mode, int(episodes), int(batch), int(recycle_after), int(turns))
         return
     if args.rollout_child:
-        list_actions, turns, tasks, group = args.rollout_child
-        rollout_child(bool(list_actions), turns, tasks, group)
+        list_actions, turns, tasks, group, rev = args.rollout_child
+        rollout_child(bool(int(list_actions)), int(turns), int(tasks), int(group), rev)
         return
     if args.rollout:
         row = rollout_row(args)
