@@ -114,7 +114,7 @@ def test_import_option_reaches_a_users_env(tmp_path, capsys, monkeypatch):
     assert main(argv) == 2
     err = error_of(capsys)
     assert "--import MODULE" in err and "AGENTGYM_IMPORT" in err and "'agentgym.envs'" in err
-    monkeypatch.delenv("AGENTGYM_IMPORT", raising=False)
+    monkeypatch.setenv("AGENTGYM_IMPORT", "")  # recorded, so unset again after the test
     assert main([*argv, "--import", "cli_user_envs"]) == 0
     assert Run(tmp_path / "r").read_trajectories(1)[0].won
     # the import is exported for child processes; replay and eval find the env through it

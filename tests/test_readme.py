@@ -81,7 +81,7 @@ def run_python(code: str, cwd: Path, name: str) -> None:
 @pytest.mark.slow
 def test_every_command_and_snippet_of_the_readme_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("AGENTGYM_IMPORT", raising=False)  # restored after; --import sets it
+    monkeypatch.setenv("AGENTGYM_IMPORT", "")  # restored (unset) after; --import sets it
     (tmp_path / "configs").symlink_to(ROOT / "configs")
     targets = makefile_targets()
     outputs: dict[str, str] = {}
