@@ -156,6 +156,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from agentgym.config import load
     from agentgym.preflight import check_config_path, check_train, remove_if_empty_run
     from agentgym.trainers.config import TrainConfig
+    from agentgym.trainers.faults import FaultThresholdError
     from agentgym.trainers.loop import train
     from agentgym.trainers.progress import (
         ConsoleReporter,
@@ -196,9 +197,11 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
                 report=report,
                 allow_config_change=args.allow_config_change,
             )
-    except BaseException:
+    except BaseException as exc:
         if main_rank and not existed:
             remove_if_empty_run(run_path)  # a failed start leaves nothing that blocks a retry
+        if isinstance(exc, FaultThresholdError):  # names the env, seed and fault: one line
+            raise CliError(str(exc)) from exc
         raise
     console.print(summary_table(run))
     return 0

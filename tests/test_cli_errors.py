@@ -240,3 +240,14 @@ def test_training_log_lines_do_not_wrap_in_a_file(tmp_path, capsys):
     (line,) = [x for x in lines if x.startswith("iter 1/1")]
     assert len(line) > 80 and "tok/s" in line  # the whole record on one line
     assert f"loss {record['loss']:+.4f}" in line
+
+
+@pytest.mark.slow
+def test_training_stopped_by_faults_is_one_line(tmp_path, capsys):
+    tiny = ["policy.model=tiny", "env.max_turns=2", "env.tasks_per_iter=1", "env.group_size=2"]
+    tiny += ["trainer.iterations=1", "trainer.eval_episodes=1", "trainer.eval_at_start=false"]
+    faulty = [f"env.id={FAULTY}", "env.kwargs={faults: '0:0:raise'}"]  # seed 0's first step
+    assert main(["train", CONFIG, f"out_dir={tmp_path}", "name=r", *tiny, *faulty]) == 2
+    err = error_of(capsys)
+    assert "2 of 2 episodes of iteration 1 faulted" in err and "injected fault" in err
+    assert not (tmp_path / "r").exists()  # nothing was stored: no folder blocks a retry
