@@ -59,8 +59,11 @@ def makefile_targets() -> set[str]:
 
 
 def run_agentgym(args: list[str], capsys) -> str:
-    if args[0] == "train":
-        args = [*args, *TINY_TRAIN]
+    if args[0] in ("train", "sft"):
+        own_model = any(a.startswith("policy.model=") for a in args)  # e.g. a warm start's
+        args = [*args, *(a for a in TINY_TRAIN if not (own_model and a.startswith("policy.model")))]
+    if args[0] == "sft":
+        args = [*args, "sft.oracle_episodes=2", "sft.epochs=1", "env.max_turns=8"]
     if args[0] == "eval" and args[args.index("--policy") + 1].startswith("runs/"):
         args = [*args, "--episodes", "2"]  # a trained (tiny) run: two episodes are enough
     code = main(args)
