@@ -9,6 +9,7 @@ there (see :mod:`agentgym.trainers.sft`).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -24,16 +25,26 @@ def add_sft_command(sub: Any) -> None:
 
 def cmd_sft(args: argparse.Namespace, console: Console) -> int:
     from agentgym.config import load
+    from agentgym.preflight import check_config_path, check_train, remove_if_empty_run
     from agentgym.progress import console_bar
     from agentgym.trainers.config import TrainConfig
     from agentgym.trainers.progress import ConsoleReporter, summary_table
     from agentgym.trainers.sft import warm_start
 
+    check_config_path(args.config)
     cfg = load(TrainConfig, args.config, args.overrides)
+    check_train(cfg)  # the envs build with their kwargs: before the run folder or the model
+    run_path = Path(cfg.out_dir) / cfg.name
+    existed = run_path.exists()
     source = ", ".join(cfg.sft.data) or f"{cfg.sft.oracle_episodes} oracle episodes"
     console.print(f"Warm start of {cfg.policy.model} on {cfg.env.id} from {source}")
-    with console_bar(console):
-        run = warm_start(cfg, report=ConsoleReporter(console, cfg.sft.epochs))
+    try:
+        with console_bar(console):
+            run = warm_start(cfg, report=ConsoleReporter(console, cfg.sft.epochs))
+    except BaseException:
+        if not existed:
+            remove_if_empty_run(run_path)  # a failed start leaves nothing that blocks a retry
+        raise
     console.print(summary_table(run))
     console.print(
         f"Trained weights: {run.path / 'model'}  (RL from there: agentgym train {args.config} "

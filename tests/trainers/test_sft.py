@@ -267,3 +267,15 @@ def test_expert_samples_put_every_reply_token_in_the_loss():
     for s, turn in zip(samples, (t for tr in batch.trajectories for t in tr.turns), strict=True):
         assert sum(s.loss_mask) == len(turn.response_ids)
         assert set(np.array(s.advantages)[np.array(s.loss_mask)]) == {1.0}
+
+
+def test_sft_without_usable_data_leaves_no_run_folder(tmp_path, capsys):
+    lost = tmp_path / "lost"
+    Run.create(lost, config={"policy": "none"})  # a run folder with no trajectories
+    code = main(
+        ["sft", "configs/quickstart.yaml", f"out_dir={tmp_path}", "name=s", "policy.model=tiny",
+         f"sft.data=[{lost}]"]
+    )  # fmt: skip
+    assert code == 2
+    assert "agentgym rollout ENV --policy oracle" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
