@@ -39,6 +39,9 @@ from agentgym.core import ADMISSIBLE, REPLY_GRAMMAR
 
 CHOICE = "choice"
 GRAMMAR = "grammar"
+MAX_CACHED_TRIES = 2048
+"""Tries a compiler keeps (least recently used dropped first): ALFWorld states each list their
+own actions, so an unbounded cache grows by ~50 KB per new list for a whole training run."""
 
 
 class ConstraintError(ValueError):
@@ -199,9 +202,12 @@ class ConstraintCompiler:
         """A fresh matcher at the start of a reply constrained by ``spec``."""
         data = json.loads(spec)
         if data["kind"] == CHOICE:
-            root = self._tries.get(spec)
+            root = self._tries.pop(spec, None)  # re-inserted: the dict keeps recent use order
             if root is None:
-                root = self._tries[spec] = self._trie(data["actions"])
+                root = self._trie(data["actions"])
+                while len(self._tries) >= MAX_CACHED_TRIES:  # drop the least recently used
+                    self._tries.pop(next(iter(self._tries)))
+            self._tries[spec] = root
             return ChoiceMatcher(root, self.words)
         if data["kind"] == GRAMMAR:
             return GrammarMatcher(self._grammar_matcher(data["lark"]), self.words)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from agentgym.config import param
 from agentgym.trainers.options import FilterGroupsSection, LLDSSection, ToolEfficiencySection
+from agentgym.trainers.shaping import ProgressSection
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,12 @@ class RewardSection:
         0.0,
         "Added to the reward of a turn that reaches a state (info state_key) not yet visited in "
         "its episode: a count-based exploration bonus for sparse-reward navigation.",
+    )
+    progress: ProgressSection = param(
+        ProgressSection(),
+        "Potential-based shaping from the env's sub-goals (info progress_count, ALFWorld): "
+        "coef * (gamma * Phi' - Phi), which leaves the optimal policy unchanged; "
+        "docs/shaping.md.",
     )
     tool_efficiency: ToolEfficiencySection = param(
         ToolEfficiencySection(),

@@ -49,7 +49,7 @@ from agentgym.trainers.filtering import keep_groups, select_trajectories
 from agentgym.trainers.llds import check_layout
 from agentgym.trainers.loss import LossConfig
 from agentgym.trainers.resume import check_resume_config, eval_due
-from agentgym.trainers.shaping import shape_rewards
+from agentgym.trainers.shaping import progress_stats, shape_rewards
 from agentgym.trainers.tensorize import check_prefix, constrain, make_samples
 from agentgym.trainers.update import (
     eval_mode,
@@ -273,6 +273,7 @@ def _train(
             **stats,
             **filtered,
             **credit_diagnostics(shaped, credit_cfg),  # what credit had to work with
+            **progress_stats(batch, cfg.reward.progress),  # sub-goals reached, shaping apart
             **rollouts.stats,
             "reused_states_share": sum(s.prefix is not None for s in samples)
             / max(len(samples), 1),

@@ -169,3 +169,27 @@ def test_restricted_entropy_has_finite_gradients_and_the_right_value():
     ent.sum().backward()
     assert torch.isfinite(logits.grad).all()
     assert logits.grad[0, 2] == 0 and logits.grad[0, 3] == 0
+
+
+def test_the_compilers_trie_cache_is_bounded_and_keeps_recent_lists(monkeypatch):
+    import agentgym.constraint as constraint
+    from agentgym.policy import models
+
+    _, tok = models.tiny_model(seed=0)
+    compiler = constraint.ConstraintCompiler(tok)
+    monkeypatch.setattr(constraint, "MAX_CACHED_TRIES", 3)
+    specs = [
+        constraint.spec_from_info({"admissible_actions": [f"go {i}", "look"]}) for i in range(5)
+    ]
+    for spec in specs[:3]:
+        compiler.matcher(spec)
+    compiler.matcher(specs[0])  # used again: now the most recent
+    for spec in specs[3:]:
+        compiler.matcher(spec)
+    assert list(compiler._tries) == [specs[0], specs[3], specs[4]]
+    # a dropped list is rebuilt the same
+    m = compiler.matcher(specs[1])
+    ids = tok("go 1", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    for t in ids:
+        m.advance(t)
+    assert m.done()
