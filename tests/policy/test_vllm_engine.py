@@ -179,3 +179,73 @@ def test_greedy_stop_strings_and_max_tokens_like_hf(tiny, policy):
     assert [r.text for r in ours] == [r.text for r in theirs]
     assert [r.token_ids for r in ours] == [r.token_ids for r in theirs]
     policy.end_episodes([c.key for c in chats()])
+
+
+# A ChatML template that, like Qwen3's, drops the reasoning block of every earlier reply: the
+# render of turn t+1 does not extend what was fed and sampled at turn t.
+DROP_THINKING = (
+    "{% for message in messages %}"
+    "{% set content = message['content'] %}"
+    "{% if message['role'] == 'assistant' %}{% set content = content.split('</think>')[-1] %}"
+    "{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + content + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+THINKING = ["<think>a key</think>take key", "<think>no</think>look", "<think>go</think>go east"]
+
+
+@pytest.fixture(scope="module")
+def thinking(tmp_path_factory):
+    require_vllm()
+    folder = tmp_path_factory.mktemp("tiny-thinking")
+    model, tokenizer = save_tiny(folder)
+    tokenizer.chat_template = DROP_THINKING
+    tokenizer.save_pretrained(folder)
+    return folder, model, tokenizer, engine(folder, decoding="constrained")
+
+
+def test_template_that_drops_reasoning_is_trained_as_sampled(thinking):
+    """Replies carry a reasoning block the template drops from the history, so the render never
+    extends what was sampled. Greedy: hf and vLLM make the same call each turn (the sampled reply
+    kept, reasoning and all, and closed), token for token. Sampled: whatever the tracker decides (a new
+    sequence, or the sampled reply kept and closed), the logprobs stored are those of the
+    trainer's layout of the turn, restricted as sampled: what is trained is what was sampled."""
+    _, model, tokenizer, policy = thinking
+    info = {"admissible_actions": THINKING}
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=40)
+    hf = HFPolicy(model, tokenizer, action_mode="constrained")
+    ours_convs, theirs_convs = chats(2, info), chats(2, info)
+    ours = play(policy, ours_convs, greedy, turns=3)
+    theirs = play(hf, theirs_convs, greedy, turns=3)
+    for turn_v, turn_h in zip(ours, theirs, strict=True):
+        for v, h in zip(turn_v, turn_h, strict=True):
+            assert v.text in THINKING and v.token_ids == h.token_ids
+            assert v.prompt_ids == h.prompt_ids and v.new_sequence == h.new_sequence
+            assert v.metadata["alignment"] != "extend"  # the render dropped a reasoning block
+    # the tracker keeps each sampled reply (reasoning included) in the sequence and closes it
+    assert {c.metadata["alignment"] for turn in ours[1:] for c in turn} == {"closing"}
+    policy.end_episodes([c.key for c in ours_convs])
+
+    compiler = ConstraintCompiler(tokenizer, model.config.vocab_size)
+    convs = chats(3, info)
+    history = play(policy, convs, SamplingParams(temperature=1.0, max_new_tokens=40, seed=4), 3)
+    for i in range(len(convs)):
+        seq: list[int] = []  # the trainer's layout: a new sequence where a turn says so
+        for comps in history:
+            comp = comps[i]
+            assert comp.metadata["alignment"] != "extend"  # the render never extends
+            seq = [] if comp.new_sequence else seq
+            seq += list(comp.prompt_ids)
+            start = len(seq) - 1
+            seq += list(comp.token_ids)
+            masks = compiler.replay(comp.constraint, comp.token_ids)
+            allowed = torch.stack([compiler_mask(m, model.config.vocab_size) for m in masks])
+            with torch.no_grad():
+                logits = model(torch.tensor([seq])).logits[0].float()
+            rows = logits[start : start + len(comp.token_ids)].masked_fill(~allowed, -torch.inf)
+            expected = torch.log_softmax(rows, -1).gather(-1, torch.tensor(comp.token_ids)[:, None])
+            torch.testing.assert_close(
+                torch.tensor(comp.logprobs), expected.squeeze(-1), rtol=0, atol=1e-4
+            )
+    policy.end_episodes([c.key for c in convs])
