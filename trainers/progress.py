@@ -102,9 +102,11 @@ def summary_table(run: Any) -> Any:
     table.add_column("success", justify="right")
     table.add_column("95% CI", justify="right")
     table.add_column("mean turns", justify="right")
+    first = evals[0] if evals else None
+    before = first if first is not None and first["iteration"] == 0 else None
     for label, r in (
-        ("before", evals[0] if evals else None),
-        ("after", evals[-1] if len(evals) > 1 else None),
+        ("before", before),
+        ("after", evals[-1] if evals and evals[-1] is not before else None),
     ):
         if r is None:
             continue
