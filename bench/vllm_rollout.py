@@ -29,10 +29,14 @@ import torch
 
 from agentgym.config import load
 from agentgym.constraint import ConstraintCompiler
-from agentgym.policy.hf import HFPolicy
 from agentgym.policy.vllm import VLLMPolicy
 from agentgym.trainers.config import TrainConfig
-from agentgym.trainers.loop import build_model, collect_iteration, seed_everything
+from agentgym.trainers.loop import (
+    build_model,
+    build_policy,
+    collect_iteration,
+    seed_everything,
+)
 from agentgym.trainers.offpolicy import recompute_old_logprobs
 from agentgym.trainers.tensorize import constrain, make_samples
 
@@ -83,6 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = [
         "lora.enabled=false",
+        "policy.backend=hf",  # the hf side; the vLLM engine is built beside it
         f"env.tasks_per_iter={args.tasks}",
         f"env.group_size={args.group}",
         f"env.max_turns={args.turns}",
@@ -94,14 +99,7 @@ def main() -> None:
     seed_everything(cfg.seed)
     model, tokenizer = build_model(cfg, device)
     model.eval()
-    hf = HFPolicy(
-        model,
-        tokenizer,
-        device=device,
-        max_batch=cfg.policy.max_batch,
-        history=cfg.policy.history,
-        action_mode=cfg.policy.decoding,
-    )
+    hf = build_policy(cfg, model, tokenizer, device)  # the trainer's hf policy
     t0 = time.perf_counter()
     engine = VLLMPolicy(
         cfg.policy.model,
