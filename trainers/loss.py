@@ -114,15 +114,24 @@ def response_logprobs(
     the softmax renormalised over their allowed set, the distribution they were sampled from;
     the entropy is that distribution's too.
     """
+    logp, targets = response_distribution(model, tb, temperature)
+    token_lp = logp.gather(-1, targets[:, None]).squeeze(-1)
+    ent = restricted_entropy(logp) if entropy else None
+    return TokenOutputs(token_lp, ent)
+
+
+def response_distribution(
+    model: torch.nn.Module, tb: TensorBatch, temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy's log-distribution at each of the N response positions of ``tb`` ([N, V]:
+    ``log_softmax(logits / T)``, renormalised over the allowed tokens where ``tb.allowed``
+    constrains them) and the response tokens themselves ([N])."""
     logits = response_logits(model, tb)  # [N, V]
     allowed = None
     if tb.allowed is not None:
         allowed = unpack(tb.allowed.to(logits.device), logits.shape[-1])  # [N, V] bool
-    logp = scaled_log_probs(logits, temperature, allowed)  # [N, V]
     targets = tb.input_ids[:, 1:][tb.loss_mask[:, 1:]]  # [N]
-    token_lp = logp.gather(-1, targets[:, None]).squeeze(-1)
-    ent = restricted_entropy(logp) if entropy else None
-    return TokenOutputs(token_lp, ent)
+    return scaled_log_probs(logits, temperature, allowed), targets
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentgym.constraint import ConstraintCompiler, unpack
+from agentgym.constraint import ConstraintCompiler
 from agentgym.data import Batch
-from agentgym.policy.sampling import scaled_log_probs
 from agentgym.policy.scripted import OraclePolicy
 from agentgym.rollout import collect
 from agentgym.store import Run
@@ -47,7 +46,7 @@ from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.evals import log_eval
 from agentgym.trainers.expert_data import expert_batch, read_trajectories
 from agentgym.trainers.loop import export_model
-from agentgym.trainers.loss import response_logits
+from agentgym.trainers.loss import response_distribution
 from agentgym.trainers.tensorize import (
     Sample,
     TensorBatch,
@@ -73,12 +72,7 @@ def token_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """log π of the N reply tokens of ``tb`` ([N], with grad) and whether each is the mode of
     its (restricted) distribution ([N] bool: what greedy decoding would pick)."""
-    logits = response_logits(model, tb)  # [N, V]
-    allowed = None
-    if tb.allowed is not None:
-        allowed = unpack(tb.allowed.to(logits.device), logits.shape[-1])  # [N, V] bool
-    logp = scaled_log_probs(logits, temperature, allowed)  # the policy's own distribution
-    targets = tb.input_ids[:, 1:][tb.loss_mask[:, 1:]]  # [N]
+    logp, targets = response_distribution(model, tb, temperature)  # the policy's own
     token_lp = logp.gather(-1, targets[:, None]).squeeze(-1)
     return token_lp, logp.argmax(-1) == targets
 
