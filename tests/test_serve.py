@@ -1,7 +1,9 @@
-"""agentgym serve: an environment over HTTP on 127.0.0.1, and RemoteEnv playing it."""
+"""agentgym serve (agentgym.serve) over HTTP on 127.0.0.1, and RemoteEnv (agentgym.remote) playing it."""
 
 import http.client
 import json
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -10,7 +12,8 @@ import agentgym
 from agentgym.cli import _parser
 from agentgym.core import EpisodeOverError, check_env
 from agentgym.envs.toy import KeyDoorEnv
-from agentgym.serve import EnvServer, RemoteEnv, ServerError
+from agentgym.remote import RemoteEnv, ServerError
+from agentgym.serve import EnvServer
 
 KEYDOOR = "agentgym/KeyDoor-Small-v0"
 
@@ -181,6 +184,25 @@ def test_load_64_concurrent_episodes_no_lost_or_crossed_sessions(server):
     assert not any(t.is_alive() for t in threads)
     assert not errors
     assert got == expected
+    assert server.open_sessions() == 0
+
+
+def test_the_client_module_does_not_import_the_server():
+    code = (
+        "import sys, agentgym.remote; "
+        "print(sorted(m for m in ('agentgym.serve', 'http.server') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("entry_point", ["agentgym.remote:RemoteEnv", "agentgym.serve:RemoteEnv"])
+def test_a_registered_remote_env_plays_like_the_local_env(server, entry_point):
+    env_id = f"test/Served-{entry_point.split('.')[1].split(':')[0]}-v0"
+    agentgym.register(env_id, entry_point, url=server.url, max_turns=100_000)
+    remote = agentgym.make(env_id)
+    assert play(remote, 11) == play(agentgym.make(KEYDOOR), 11)
+    remote.close()
     assert server.open_sessions() == 0
 
 
