@@ -20,13 +20,16 @@ so trajectories from this policy are for evaluation, not training. ``logprobs`` 
 distribution they are taken under (before or after temperature) is the server's convention.
 
 Errors: a refused connection raises :class:`ConnectionError` naming the URL and how to start a
-server; HTTP 429 and 5xx, timeouts and dropped connections are retried ``retries`` times with
-exponential backoff (honouring ``Retry-After``); other HTTP errors raise :class:`OpenAIError`
-with the server's own message.
+server; HTTP 429 and 5xx, timeouts (``timeout`` seconds without a byte: a server that accepts
+and never answers) and dropped connections (closed before the status line or in the middle of
+the body) are retried ``retries`` times with exponential backoff (honouring ``Retry-After``), then
+raise :class:`ConnectionError` saying how many attempts failed and why; other HTTP errors raise
+:class:`OpenAIError` with the server's own message.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import threading
@@ -219,7 +222,7 @@ class OpenAIPolicy:
                 if last:
                     raise ConnectionError(f"request to {self.url} failed: {err.reason}") from err
                 self._wait(attempt, None)
-            except (TimeoutError, ConnectionError) as err:
+            except (TimeoutError, ConnectionError, http.client.HTTPException) as err:
                 if last:
                     raise ConnectionError(
                         f"request to {self.url} failed after {attempt + 1} attempts: "

@@ -287,3 +287,74 @@ def test_rollout_driven_by_server(server):
             )
     assert len(server.requests) == 4 * 4  # one request per live episode per turn
     assert all(body["stop"] == ["\n"] for _, body in server.requests)
+
+
+class SilentServer:
+    """A TCP server that accepts each connection, reads the request and then either never
+    answers (``reply=None``: a stalled server or proxy, which only a client timeout ends) or
+    sends ``reply`` and closes. A test double for network faults, not for a chat server."""
+
+    def __init__(self, reply: bytes | None = None) -> None:
+        self.reply = reply
+        self.accepted = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.conns: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.accepted += 1
+            self.conns.append(conn)
+            conn.recv(65536)
+            if self.reply is not None:
+                conn.sendall(self.reply)
+                conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def test_server_that_never_answers_times_out_retries_then_fails():
+    silent = SilentServer()
+    try:
+        policy = OpenAIPolicy(silent.base_url, "smol", timeout=0.3, retries=2, backoff=0.01)
+        start = time.monotonic()
+        with pytest.raises(ConnectionError) as err:
+            policy.generate([conv("a", ["look"])], SamplingParams())
+        elapsed = time.monotonic() - start
+    finally:
+        silent.close()
+    assert "after 3 attempts" in str(err.value) and "timeout=0.3s" in str(err.value)
+    assert silent.accepted == 3 and policy.stats["retries"] == 2
+    assert elapsed < 3 * 0.3 + 2  # three timeouts and two short waits, no hang
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"",  # closes without a status line
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"id',
+    ],
+    ids=["closed-at-once", "truncated-body"],
+)
+def test_dropped_connection_is_retried_then_fails(reply):
+    """A connection closed before the answer is whole: retried, then a ConnectionError."""
+    dropper = SilentServer(reply)
+    try:
+        policy = OpenAIPolicy(dropper.base_url, "smol", timeout=5, retries=1, backoff=0.01)
+        with pytest.raises(ConnectionError, match="after 2 attempts"):
+            policy.generate([conv("a", ["look"])], SamplingParams())
+    finally:
+        dropper.close()
+    assert dropper.accepted == 2 and policy.stats["retries"] == 1
