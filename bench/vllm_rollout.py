@@ -42,9 +42,12 @@ from agentgym.trainers.tensorize import constrain, make_samples
 
 
 def timed_collect(cfg: TrainConfig, policy, iteration: int = 1) -> dict:
-    start = time.perf_counter()
+    """Wall and CPU seconds of one iteration's collection. The engine runs in this process, so
+    CPU seconds count both backends' whole work; tokens per CPU second is what a shared machine
+    cannot skew (wall time there depends on what else runs)."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     batch = collect_iteration(cfg, policy, iteration)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     turns = [t for traj in batch.trajectories for t in traj.turns]
     tokens = sum(len(t.response_ids) for t in turns)
     return {
@@ -53,6 +56,8 @@ def timed_collect(cfg: TrainConfig, policy, iteration: int = 1) -> dict:
         "tokens": tokens,
         "turns": len(turns),
         "tokens_per_s": round(tokens / seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 2),
+        "tokens_per_cpu_s": round(tokens / cpu_seconds, 1),
         "success": float(np.mean([traj.won for traj in batch.trajectories])),
     }
 
@@ -71,7 +76,12 @@ def trainer_mismatch(cfg: TrainConfig, batch, model, tokenizer) -> dict:
         pad_id=pad,
         device=model.device,
     )
-    diffs = torch.cat([(torch.tensor(s.old_logprobs) - table[id(s)].cpu()).abs() for s in samples])
+    # position p of old_logprobs / loss_mask scores token p; the loss reads positions 1.. of the
+    # response tokens, in the order of the recomputed table (trainers.update)
+    rollout = [torch.tensor(s.old_logprobs)[1:][torch.tensor(s.loss_mask)[1:]] for s in samples]
+    diffs = torch.cat(
+        [(r - table[id(s)].cpu()).abs() for r, s in zip(rollout, samples, strict=True)]
+    )
     return {"mean": float(diffs.mean()), "max": float(diffs.max()), "tokens": diffs.numel()}
 
 
@@ -110,8 +120,15 @@ def main() -> None:
         decoding=cfg.policy.decoding,
     )
     load_s = time.perf_counter() - t0
-    collect_iteration(cfg, engine, 99)  # warm-up: first-call allocations, game generation
+    # Warm-up on the timed iteration itself: its games exist afterwards (TextWorld generates
+    # them in child interpreters, minutes on a busy machine, which would fall into the first
+    # timed backend's wall time) and the engine has made its first-call allocations. The prefix
+    # cache is dropped so that the timed run recomputes every prompt.
+    collect_iteration(cfg, engine, 1)
+    engine.llm.reset_prefix_cache()
     runs = {"hf": timed_collect(cfg, hf), "vllm": timed_collect(cfg, engine)}
+    for name, run in runs.items():  # shown at once: what follows takes minutes on CPU
+        print(name, {k: v for k, v in run.items() if k != "batch"}, flush=True)
     syncs = []
     for _ in range(args.syncs):
         t = time.perf_counter()
@@ -139,9 +156,18 @@ def main() -> None:
         **{
             f"{name}_{key}": run[key]
             for name, run in runs.items()
-            for key in ("seconds", "tokens", "turns", "tokens_per_s", "success")
+            for key in (
+                "seconds",
+                "cpu_seconds",
+                "tokens",
+                "turns",
+                "tokens_per_s",
+                "tokens_per_cpu_s",
+                "success",
+            )
         },
         "speedup": round(runs["vllm"]["tokens_per_s"] / runs["hf"]["tokens_per_s"], 2),
+        "speedup_cpu": round(runs["vllm"]["tokens_per_cpu_s"] / runs["hf"]["tokens_per_cpu_s"], 2),
         "logprob_mismatch_vllm": trainer_mismatch(cfg, runs["vllm"]["batch"], model, tokenizer),
         "logprob_mismatch_hf": trainer_mismatch(cfg, runs["hf"]["batch"], model, tokenizer),
         "weight_sync_s": round(statistics.median(syncs), 3),
