@@ -93,6 +93,10 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=4)
     parser.add_argument("--turns", type=int, default=15)
     parser.add_argument("--syncs", type=int, default=5)
+    parser.add_argument(
+        "--kv-cache-mib", type=int, default=None,
+        help="the engine's KV cache (default: VLLMPolicy's; on CPU 512 MiB)",
+    )
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     overrides = [
@@ -118,6 +122,7 @@ def main() -> None:
         seed=cfg.seed,
         history=cfg.policy.history,
         decoding=cfg.policy.decoding,
+        kv_cache_memory_bytes=args.kv_cache_mib << 20 if args.kv_cache_mib else None,
     )
     load_s = time.perf_counter() - t0
     # Warm-up on the timed iteration itself: its games exist afterwards (TextWorld generates

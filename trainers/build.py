@@ -118,6 +118,7 @@ def build_policy(
             dtype=cfg.policy.dtype,
             gpu_memory_utilization=cfg.policy.gpu_memory_utilization,
             enable_prefix_caching=True,
+            kv_cache_memory_bytes=(cfg.policy.vllm_kv_cache_mib << 20) or None,
             enable_sleep_mode=cfg.policy.vllm_sleep and cfg.trainer.max_staleness == 0,
             seed=cfg.seed,
             history=cfg.policy.history,

@@ -269,6 +269,21 @@ def vllm_run(tmp_path, folder, *extra: str):
 
 @pytest.mark.slow
 @pytest.mark.vllm
+def test_the_configs_kv_cache_size_reaches_the_engine(tiny_folder):
+    """``policy.vllm_kv_cache_mib`` sizes the trainer's engine (16 CoinCollector histories do not
+    fit the 512 MiB CPU default, and the engine then recomputes them: vllm_rollout.md)."""
+    from agentgym.config import load
+    from agentgym.trainers.build import build_policy
+    from agentgym.trainers.config import TrainConfig
+
+    folder, model, tokenizer = tiny_folder
+    overrides = ["policy.backend=vllm", f"policy.model={folder}", "policy.vllm_kv_cache_mib=48"]
+    policy = build_policy(load(TrainConfig, None, overrides), model, tokenizer, "cpu")
+    assert policy.llm.llm_engine.vllm_config.cache_config.kv_cache_memory_bytes == 48 << 20
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
 @pytest.mark.parametrize("staleness", [0, 1], ids=["sync", "async"])
 def test_vllm_backed_training_runs_and_keeps_the_engine_in_sync(tmp_path, tiny_folder, staleness):
     """``policy.backend=vllm``: three iterations. Synchronous: the engine gets each update's
