@@ -29,7 +29,6 @@ import torch
 
 from agentgym.config import load
 from agentgym.constraint import ConstraintCompiler
-from agentgym.policy.vllm import VLLMPolicy
 from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.loop import (
     build_model,
@@ -94,8 +93,10 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=15)
     parser.add_argument("--syncs", type=int, default=5)
     parser.add_argument(
-        "--kv-cache-mib", type=int, default=None,
-        help="the engine's KV cache (default: VLLMPolicy's; on CPU 512 MiB)",
+        "--kv-cache-mib",
+        type=int,
+        default=None,
+        help="the engine's KV cache (policy.vllm_kv_cache_mib; default: on CPU 512 MiB)",
     )
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -114,15 +115,12 @@ def main() -> None:
     model, tokenizer = build_model(cfg, device)
     model.eval()
     hf = build_policy(cfg, model, tokenizer, device)  # the trainer's hf policy
+    engine_overrides = ["policy.backend=vllm"]  # the trainer's engine for the same recipe
+    if args.kv_cache_mib:
+        engine_overrides.append(f"policy.vllm_kv_cache_mib={args.kv_cache_mib}")
     t0 = time.perf_counter()
-    engine = VLLMPolicy(
-        cfg.policy.model,
-        dtype=cfg.policy.dtype,
-        gpu_memory_utilization=0.3,
-        seed=cfg.seed,
-        history=cfg.policy.history,
-        decoding=cfg.policy.decoding,
-        kv_cache_memory_bytes=args.kv_cache_mib << 20 if args.kv_cache_mib else None,
+    engine = build_policy(
+        load(TrainConfig, args.config, overrides + engine_overrides), model, tokenizer, device
     )
     load_s = time.perf_counter() - t0
     # Warm-up on the timed iteration itself: its games exist afterwards (TextWorld generates
